@@ -1,0 +1,182 @@
+//! Probing, decoding and encoding. Dimensions and the memory a decode needs are checked from the
+//! header before any pixel is decoded; EXIF orientation is applied on decode.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+use lucid_core::OutputFormat;
+use lucid_core::geometry::MAX_SIDE;
+
+use crate::ImagingError;
+use crate::raster::Raster;
+
+/// Largest input lucid decodes, in pixels (the spec's 512 MP input cap).
+pub const MAX_INPUT_PIXELS: u64 = 512_000_000;
+
+/// What the header of an accepted image says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `jpeg`, `png` or `tiff`.
+    pub format: &'static str,
+    pub width: u32,
+    pub height: u32,
+}
+
+fn format_name(f: ImageFormat) -> Option<&'static str> {
+    match f {
+        ImageFormat::Jpeg => Some("jpeg"),
+        ImageFormat::Png => Some("png"),
+        ImageFormat::Tiff => Some("tiff"),
+        _ => None,
+    }
+}
+
+/// Reads the header only: format and size, with the limits applied.
+pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
+    if declares_zero_size(bytes) {
+        return Err(ImagingError::ZeroDimensions);
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImagingError::Decode(e.to_string()))?;
+    let format = reader
+        .format()
+        .and_then(format_name)
+        .ok_or_else(|| ImagingError::Decode("not a JPEG, PNG or TIFF image".into()))?;
+    let (width, height) = reader.into_dimensions().map_err(|e| ImagingError::Decode(e.to_string()))?;
+    if width == 0 || height == 0 {
+        return Err(ImagingError::ZeroDimensions);
+    }
+    if width > MAX_SIDE || height > MAX_SIDE || width as u64 * height as u64 > MAX_INPUT_PIXELS {
+        return Err(ImagingError::TooLarge { width, height });
+    }
+    Ok(ImageInfo { format, width, height })
+}
+
+/// PNG and JPEG headers that declare a zero side, which the decoders reject as corrupt: the
+/// spec answers those with 422, not 415.
+fn declares_zero_size(b: &[u8]) -> bool {
+    if b.len() >= 24 && b.starts_with(b"\x89PNG\r\n\x1a\n") && &b[12..16] == b"IHDR" {
+        return b[16..20] == [0; 4] || b[20..24] == [0; 4];
+    }
+    if b.starts_with(&[0xFF, 0xD8]) {
+        let mut i = 2;
+        while i + 9 < b.len() {
+            if b[i] != 0xFF {
+                return false;
+            }
+            let marker = b[i + 1];
+            let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+            if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+                let h = u16::from_be_bytes([b[i + 5], b[i + 6]]);
+                let w = u16::from_be_bytes([b[i + 7], b[i + 8]]);
+                return h == 0 || w == 0;
+            }
+            i += 2 + len;
+        }
+    }
+    false
+}
+
+/// Decodes to the working raster, orientation applied. Alpha is kept when the image has it.
+pub fn decode(bytes: &[u8]) -> Result<Raster, ImagingError> {
+    let info = probe(bytes)?;
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImagingError::Decode(e.to_string()))?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_INPUT_PIXELS * 8);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(|e| ImagingError::Decode(e.to_string()))?;
+    let orientation = decoder.orientation().ok();
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| ImagingError::Decode(e.to_string()))?;
+    if let Some(o) = orientation {
+        img.apply_orientation(o);
+    }
+    debug_assert!(info.width > 0);
+    Ok(Raster::from_dynamic(&img))
+}
+
+/// Encodes the raster. JPEG has no alpha: transparent pixels are composited onto white.
+pub fn encode(raster: &Raster, format: OutputFormat) -> Result<Vec<u8>, ImagingError> {
+    let mut out = Vec::new();
+    let err = |e: image::ImageError| ImagingError::Encode(e.to_string());
+    let (w, h) = (raster.width as u32, raster.height as u32);
+    match format {
+        OutputFormat::Jpeg => {
+            let rgb = raster.to_rgb8_on_white();
+            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92);
+            enc.write_image(&rgb, w, h, image::ExtendedColorType::Rgb8).map_err(err)?;
+        }
+        OutputFormat::Png => {
+            let enc = image::codecs::png::PngEncoder::new_with_quality(
+                &mut out,
+                image::codecs::png::CompressionType::Fast,
+                image::codecs::png::FilterType::Adaptive,
+            );
+            enc.write_image(&raster.to_u8(), w, h, raster.color_type()).map_err(err)?;
+        }
+        OutputFormat::Tiff => {
+            let enc = image::codecs::tiff::TiffEncoder::new(Cursor::new(&mut out));
+            enc.write_image(&raster.to_u8(), w, h, raster.color_type()).map_err(err)?;
+        }
+    }
+    Ok(out)
+}
+
+use image::ImageEncoder;
+
+/// A small textured PNG (gradients plus a fine pattern) for examples and tests.
+#[doc(hidden)]
+pub fn encode_test_png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        let texture = if (x / 3 + y / 2) % 2 == 0 { 40 } else { 0 };
+        image::Rgb([
+            (x * 200 / width.max(1) + texture) as u8,
+            (y * 200 / height.max(1) + texture) as u8,
+            (100 + texture) as u8,
+        ])
+    });
+    let mut out = Vec::new();
+    DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_reads_the_header() {
+        let png = encode_test_png(20, 10);
+        assert_eq!(probe(&png).unwrap(), ImageInfo { format: "png", width: 20, height: 10 });
+        assert!(matches!(probe(b"hello"), Err(ImagingError::Decode(_))));
+    }
+
+    #[test]
+    fn zero_width_png_is_zero_dimensions() {
+        let mut png = encode_test_png(20, 10);
+        png[16..20].copy_from_slice(&[0, 0, 0, 0]);
+        assert!(matches!(probe(&png), Err(ImagingError::ZeroDimensions)));
+    }
+
+    #[test]
+    fn huge_declared_png_is_refused_before_decoding() {
+        let mut png = encode_test_png(20, 10);
+        png[16..20].copy_from_slice(&60000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&60000u32.to_be_bytes());
+        assert!(matches!(probe(&png), Err(ImagingError::TooLarge { .. }) | Err(ImagingError::Decode(_))));
+    }
+
+    #[test]
+    fn round_trips_every_format() {
+        let raster = decode(&encode_test_png(16, 8)).unwrap();
+        for f in [OutputFormat::Jpeg, OutputFormat::Png, OutputFormat::Tiff] {
+            let bytes = encode(&raster, f).unwrap();
+            let info = probe(&bytes).unwrap();
+            assert_eq!((info.width, info.height), (16, 8), "{f:?}");
+        }
+    }
+}

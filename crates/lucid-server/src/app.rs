@@ -1,0 +1,128 @@
+//! The startup seam: [`App::build`] opens the stores, binds the listener (port 0 is fine) and
+//! creates the first key if none exists; [`App::run`] serves the API, the workers and the lease
+//! reaper until the shutdown future resolves, then drains.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use lucid_store::sqlite::SqliteStore;
+use lucid_store::{JobStore, LocalBlobStore, NewKey};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::signing::Signer;
+use crate::state::AppState;
+use crate::worker::{Worker, reap_expired_leases};
+
+/// How long running jobs and open requests get to finish after shutdown starts.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+pub struct App {
+    state: AppState,
+    listener: TcpListener,
+    first_key: Option<String>,
+}
+
+/// Opens the job store named by the configuration.
+pub async fn open_job_store(config: &Config) -> anyhow::Result<Arc<dyn JobStore>> {
+    let url = config.database_url();
+    if !url.starts_with("sqlite:") {
+        anyhow::bail!("unsupported --database-url {url:?}: this build supports sqlite:// databases");
+    }
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    Ok(Arc::new(SqliteStore::open(&url).await.with_context(|| format!("opening {url}"))?))
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let jobs = open_job_store(&config).await?;
+        let blobs = Arc::new(LocalBlobStore::new(config.blob_dir()?).context("opening the blob folder")?);
+        let signer = Signer::new(jobs.secret("link-signing").await?);
+        let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
+        let addr = listener.local_addr()?;
+        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let first_key = if config.create_first_key && jobs.key_count().await? == 0 {
+            Some(jobs.create_key(NewKey::all_scopes("default")).await?)
+        } else {
+            None
+        };
+        let state = AppState::new(config, jobs, blobs, signer, public_url);
+        Ok(App { state, listener, first_key })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The key created at first start, if this start created one.
+    pub fn first_key(&self) -> Option<&str> {
+        self.first_key.as_deref()
+    }
+
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let App { state, listener, .. } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let tasks = spawn_workers(&state, &stop_rx);
+        let router = crate::routes::router(state.clone());
+        let draining = state.draining.clone();
+        let (signal_tx, mut signal_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = signal_tx.send(true);
+        });
+        let mut graceful_rx = signal_rx.clone();
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = graceful_rx.wait_for(|s| *s).await;
+        });
+        let server = tokio::spawn(async move { server.await });
+        let _ = signal_rx.wait_for(|s| *s).await;
+        tracing::info!("shutting down: refusing new work, letting running jobs finish");
+        draining.store(true, Ordering::Relaxed);
+        let _ = stop_tx.send(true);
+        drain(&state, tasks).await;
+        match tokio::time::timeout(Duration::from_secs(5), server).await {
+            Ok(joined) => joined.context("server task")?.context("serving")?,
+            Err(_) => tracing::warn!("open requests did not finish in time"),
+        }
+        Ok(())
+    }
+}
+
+impl App {
+    /// A worker-only node: the workers and the lease reaper, no HTTP.
+    pub async fn run_workers(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let tasks = spawn_workers(&self.state, &stop_rx);
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        drain(&self.state, tasks).await;
+        Ok(())
+    }
+}
+
+fn spawn_workers(state: &AppState, stop: &watch::Receiver<bool>) -> tokio::task::JoinSet<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..state.config.workers {
+        tasks.spawn(Worker::new(state.clone(), &format!("worker{n}")).run(stop.clone()));
+    }
+    tasks.spawn(reap_expired_leases(state.clone(), stop.clone()));
+    tasks
+}
+
+/// Lets running jobs finish within the grace period; the rest are stopped and go back to
+/// Pending when their lease expires.
+async fn drain(state: &AppState, mut tasks: tokio::task::JoinSet<()>) {
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        state.running.cancel_all();
+    }
+}

@@ -1,0 +1,8 @@
+//! The wire: one error type that writes `{"code", "message"}` ([`error`]) and the extractors
+//! that own the API's quirks ([`extract`]).
+
+pub mod error;
+pub mod extract;
+
+pub use error::HttpError;
+pub use extract::{Caller, ProcessIdPath};

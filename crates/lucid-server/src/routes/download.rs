@@ -1,0 +1,91 @@
+//! `GET /image/v1/download/{id}`, `GET /image/v1/download/input/{id}` (spec §3.8) and the
+//! signed `/files/{kind}/{id}` links they mint, which serve GET and HEAD without an API key.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use lucid_core::job::source_blob;
+use lucid_core::{ApiError, JobState, OutputFormat, ProcessId};
+use lucid_store::now_ms;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::http::extract::{Caller, ReadScope};
+use crate::http::{HttpError, ProcessIdPath};
+use crate::signing::{FileKind, LINK_TTL_SECS};
+use crate::state::AppState;
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/image/v1/download/{process_id}", get(output))
+        .route("/image/v1/download/input/{process_id}", get(input))
+        .route("/files/{kind}/{process_id}", get(file))
+}
+
+/// `{download_url, head_url, expiry}`, plus `url` (the vendor quickstart reads it).
+pub fn links(app: &AppState, kind: FileKind, id: ProcessId) -> Value {
+    let expiry = now_ms() / 1000 + LINK_TTL_SECS;
+    let get = app.signer.link(&app.public_url, "GET", kind, id, expiry);
+    let head = app.signer.link(&app.public_url, "HEAD", kind, id, expiry);
+    json!({ "download_url": get, "url": get, "head_url": head, "expiry": expiry })
+}
+
+/// Spec: getDownloadOutput. 409 until the job is Completed.
+async fn output(State(app): State<AppState>, caller: Caller<ReadScope>, ProcessIdPath(id): ProcessIdPath) -> Result<Json<Value>, HttpError> {
+    let job = app.jobs.job(caller.id(), id).await?.ok_or_else(ApiError::process_not_found)?;
+    if job.state != JobState::Completed {
+        return Err(ApiError::output_not_ready().into());
+    }
+    Ok(Json(links(&app, FileKind::Output, id)))
+}
+
+/// Spec: getDownloadInput.
+async fn input(State(app): State<AppState>, caller: Caller<ReadScope>, ProcessIdPath(id): ProcessIdPath) -> Result<Json<Value>, HttpError> {
+    app.jobs.job(caller.id(), id).await?.ok_or_else(ApiError::process_not_found)?;
+    Ok(Json(links(&app, FileKind::Input, id)))
+}
+
+#[derive(Deserialize)]
+struct LinkQuery {
+    method: Option<String>,
+    expires: Option<i64>,
+    signature: Option<String>,
+}
+
+fn content_type_of(format: &str) -> &'static str {
+    OutputFormat::parse(format).map(OutputFormat::content_type).unwrap_or("application/octet-stream")
+}
+
+/// A signed link. Refused with 403 when altered or expired; 404 once the job is gone.
+async fn file(
+    State(app): State<AppState>,
+    method: Method,
+    Path((kind, id)): Path<(String, String)>,
+    Query(q): Query<LinkQuery>,
+) -> Result<Response, HttpError> {
+    let refused = || HttpError::from(ApiError::new(403, "The link is invalid or has expired."));
+    let kind = FileKind::parse(&kind).ok_or_else(refused)?;
+    let id = ProcessId::parse(&id).map_err(|_| refused())?;
+    let (Some(link_method), Some(expires), Some(sig)) = (q.method, q.expires, q.signature) else { return Err(refused()) };
+    if link_method != method.as_str() || !app.signer.verify(&link_method, kind, id, expires, &sig, now_ms() / 1000) {
+        return Err(refused());
+    }
+    let job = app.jobs.job_any(id).await?.ok_or_else(ApiError::process_not_found)?;
+    let (blob, content_type) = match kind {
+        FileKind::Output if job.state == JobState::Completed => (job.output_blob(), job.output_format.content_type()),
+        FileKind::Output => return Err(ApiError::output_not_ready().into()),
+        FileKind::Input => (source_blob(job.source_id), content_type_of(&job.input_format)),
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+    if method == Method::HEAD {
+        let size = app.blobs.size(&blob).await?.ok_or_else(ApiError::process_not_found)?;
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        return Ok(headers.into_response());
+    }
+    let bytes = app.blobs.get(&blob).await?.ok_or_else(ApiError::process_not_found)?;
+    Ok((headers, bytes).into_response())
+}

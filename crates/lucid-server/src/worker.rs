@@ -1,0 +1,195 @@
+//! The in-process worker: [`Worker::tick`] claims one Pending job, runs the imaging pipeline
+//! on a blocking thread while renewing its lease and saving progress, stores the output and
+//! finalizes — conditionally, so a job cancelled meanwhile stays Cancelled and its output is
+//! deleted. [`Worker::run`] loops ticks until shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lucid_core::job::source_blob;
+use lucid_core::request::Settings;
+use lucid_core::{Job, ProcessId};
+use lucid_imaging::pipeline::{self, process};
+use lucid_imaging::{Cancel, ImagingError};
+use lucid_store::{Finalized, Outcome, StoreError};
+use tokio::sync::watch;
+
+use crate::state::AppState;
+
+/// Attempts before a job whose worker keeps disappearing is failed.
+pub const MAX_ATTEMPTS: u32 = 3;
+/// How often progress is written to the store while a job runs.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    Ran(ProcessId),
+    Idle,
+}
+
+pub struct Worker {
+    app: AppState,
+    id: String,
+}
+
+/// Why a run ended without an output.
+enum RunError {
+    /// Cancelled by the client, or the lease was lost: the store already moved the job.
+    Stopped,
+    Failed(String),
+}
+
+impl Worker {
+    pub fn new(app: AppState, name: &str) -> Self {
+        Worker { app, id: format!("{name}-{}", uuid::Uuid::new_v4()) }
+    }
+
+    /// Claims and runs one job, if any is Pending.
+    pub async fn tick(&self) -> Result<Tick, StoreError> {
+        let Some(job) = self.app.jobs.claim(&self.id, self.app.config.lease).await? else { return Ok(Tick::Idle) };
+        let id = job.id;
+        let token = self.app.running.register(id);
+        let result = self.execute(&job, &token).await;
+        self.app.running.remove(id);
+        let outcome = match result {
+            Ok(bytes) => {
+                let blob = job.output_blob();
+                self.app.blobs.put(&blob, bytes).await?;
+                let finalized = self.app.jobs.finalize(id, &self.id, Outcome::Completed).await?;
+                if finalized == Finalized::LostRace {
+                    // Cancelled (or re-claimed) while finishing: the output must not stay behind.
+                    self.app.blobs.delete(&blob).await?;
+                }
+                tracing::info!(process_id = %id, ?finalized, "job finished");
+                finalized
+            }
+            Err(RunError::Stopped) => Finalized::LostRace,
+            Err(RunError::Failed(msg)) => {
+                tracing::warn!(process_id = %id, error = %msg, "job failed");
+                self.app.jobs.finalize(id, &self.id, Outcome::Failed(msg)).await?
+            }
+        };
+        let _ = outcome;
+        self.app.announce_finished(id);
+        Ok(Tick::Ran(id))
+    }
+
+    /// Runs ticks until there is no Pending job left (tests step the worker with this).
+    pub async fn run_until_idle(&self) -> Result<usize, StoreError> {
+        let mut ran = 0;
+        while let Tick::Ran(_) = self.tick().await? {
+            ran += 1;
+        }
+        Ok(ran)
+    }
+
+    async fn execute(&self, job: &Job, token: &Cancel) -> Result<Bytes, RunError> {
+        let input = match self.app.blobs.get(&source_blob(job.source_id)).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Err(RunError::Failed("the source image is missing".into())),
+            Err(e) => return Err(RunError::Failed(format!("reading the source image: {e}"))),
+        };
+        let progress = Arc::new(AtomicU8::new(0));
+        let mut handle = {
+            let (job, token, progress) = (job.clone(), token.clone(), progress.clone());
+            tokio::task::spawn_blocking(move || {
+                let settings = Settings::from_json(&job.options_json);
+                let placement = lucid_core::geometry::Placement::compute(
+                    job.input_width,
+                    job.input_height,
+                    job.endpoint.resizes().then_some(job.output_width),
+                    job.endpoint.resizes().then_some(job.output_height),
+                    job.crop_to_fill,
+                )
+                .map_err(|e| ImagingError::Decode(e.message))?;
+                let spec = pipeline::Job { endpoint: job.endpoint, model: &job.model, settings: &settings, placement, format: job.output_format };
+                // The store shows 100 only once the output is committed.
+                process(&input, &spec, &token, &|f| progress.store((f * 100.0).min(99.0) as u8, Ordering::Relaxed))
+            })
+        };
+        let started = Instant::now();
+        let renew_every = self.app.config.lease / 3;
+        let mut last_renew = Instant::now();
+        let mut saved = 0u8;
+        let mut timed_out = false;
+        let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
+        let result = loop {
+            tokio::select! {
+                r = &mut handle => break r,
+                _ = tick.tick() => {
+                    let now = progress.load(Ordering::Relaxed);
+                    let keep = if now != saved {
+                        saved = now;
+                        self.app.jobs.set_progress(job.id, &self.id, now).await
+                    } else if last_renew.elapsed() >= renew_every {
+                        last_renew = Instant::now();
+                        self.app.jobs.renew(job.id, &self.id, self.app.config.lease).await
+                    } else {
+                        Ok(true)
+                    };
+                    match keep {
+                        Ok(true) => {}
+                        // Cancelled or lease lost: stop the pipeline at its next band.
+                        Ok(false) => token.fire(),
+                        Err(e) => tracing::warn!(process_id = %job.id, error = %e, "could not save progress"),
+                    }
+                    if started.elapsed() > self.app.config.job_timeout && !timed_out {
+                        timed_out = true;
+                        token.fire();
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(Ok(bytes)) => Ok(Bytes::from(bytes)),
+            Ok(Err(ImagingError::Cancelled)) if timed_out => Err(RunError::Failed("the job ran past its time limit".into())),
+            Ok(Err(ImagingError::Cancelled)) => Err(RunError::Stopped),
+            Ok(Err(e)) => Err(RunError::Failed(e.to_string())),
+            Err(join) => Err(RunError::Failed(format!("the operation panicked: {join}"))),
+        }
+    }
+
+    /// Works until `shutdown` turns true; a running job finishes first.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            match self.tick().await {
+                Ok(Tick::Ran(_)) => {}
+                Ok(Tick::Idle) => {
+                    tokio::select! {
+                        _ = self.app.new_work.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "worker error");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Returns jobs with expired leases to Pending (or fails them after [`MAX_ATTEMPTS`]).
+pub async fn reap_expired_leases(app: AppState, mut shutdown: watch::Receiver<bool>) {
+    let every = (app.config.lease / 2).max(Duration::from_millis(100));
+    loop {
+        match app.jobs.expire_leases(MAX_ATTEMPTS).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(jobs = n, "expired leases reclaimed");
+                app.new_work.notify_one();
+            }
+            Err(e) => tracing::error!(error = %e, "reaping expired leases"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

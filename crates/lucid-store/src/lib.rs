@@ -1,0 +1,179 @@
+//! lucid's persistence. [`JobStore`] is the single source of truth for keys, credits, sources
+//! and jobs; every state change is one conditional statement or one short transaction, so a
+//! cancel racing a completion has exactly one winner. [`BlobStore`] holds image bytes.
+//! [`sqlite::SqliteStore`] and [`blob::LocalBlobStore`] are the embedded implementations.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), lucid_store::StoreError> {
+//! use lucid_store::{JobStore, NewKey, sqlite::SqliteStore};
+//! let store = SqliteStore::open("sqlite://lucid.db").await?;
+//! let key = store.create_key(NewKey::all_scopes("admin")).await?;
+//! assert!(store.authenticate(&key).await?.is_some());
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use lucid_core::key::{Balance, KeyIdentity, Scopes};
+use lucid_core::{Job, ProcessId};
+use uuid::Uuid;
+
+pub mod blob;
+pub mod sqlite;
+
+pub use blob::{BlobStore, LocalBlobStore};
+
+/// Failures of a store. They never carry HTTP meaning; the server answers them with a 500.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("blob storage: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A key to create.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub name: String,
+    pub scopes: Scopes,
+    /// `None` is unlimited.
+    pub credits: Option<i64>,
+}
+
+impl NewKey {
+    pub fn all_scopes(name: &str) -> Self {
+        NewKey { name: name.to_string(), scopes: Scopes::all(), credits: None }
+    }
+}
+
+/// A key as `lucid keys list` shows it (never the key itself).
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub name: String,
+    pub scopes: Scopes,
+    pub balance: Balance,
+    pub unlimited: bool,
+    pub revoked: bool,
+}
+
+/// A stored source image: reusable by its owner through `source_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub id: Uuid,
+    pub key_id: i64,
+    pub filename: String,
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    Accepted,
+    InsufficientCredits,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelOutcome {
+    /// Moved to Cancelled; credits released.
+    Cancelled,
+    /// Already Completed, Failed or Cancelled.
+    NotCancellable,
+    /// No such job for this key.
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeleteOutcome {
+    Deleted(Box<Job>),
+    Unfinished,
+    NotFound,
+}
+
+/// How a worker's attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Completed,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finalized {
+    /// The job took the outcome (and, when Completed, its credits were charged).
+    Done,
+    /// The job was no longer this worker's (cancelled, or its lease expired): nothing changed.
+    LostRace,
+}
+
+/// Jobs, keys, credits and sources. Ownership is part of every query, so another key's job is
+/// indistinguishable from a missing one.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Creates a key and answers the plain key, the only time it exists.
+    async fn create_key(&self, key: NewKey) -> Result<String, StoreError>;
+    async fn list_keys(&self) -> Result<Vec<KeyInfo>, StoreError>;
+    /// Answers whether a key of that name existed and was not yet revoked.
+    async fn revoke_key(&self, name: &str) -> Result<bool, StoreError>;
+    async fn key_count(&self) -> Result<i64, StoreError>;
+    /// The caller of a plain key; `None` for unknown or revoked keys.
+    async fn authenticate(&self, plain: &str) -> Result<Option<KeyIdentity>, StoreError>;
+    async fn balance(&self, key_id: i64) -> Result<Balance, StoreError>;
+
+    async fn insert_source(&self, source: &Source) -> Result<(), StoreError>;
+    async fn source(&self, key_id: i64, id: Uuid) -> Result<Option<Source>, StoreError>;
+
+    /// Inserts a Pending job and reserves its credits, or answers that the key cannot cover it.
+    async fn submit(&self, job: &Job) -> Result<SubmitOutcome, StoreError>;
+    async fn job(&self, key_id: i64, id: ProcessId) -> Result<Option<Job>, StoreError>;
+    /// Any key's job: for workers and signed links, never for API answers.
+    async fn job_any(&self, id: ProcessId) -> Result<Option<Job>, StoreError>;
+    /// The key's jobs, newest first, older than `before` when given.
+    async fn list(&self, key_id: i64, before: Option<ProcessId>, limit: Option<u32>) -> Result<Vec<Job>, StoreError>;
+    async fn cancel(&self, key_id: i64, id: ProcessId) -> Result<CancelOutcome, StoreError>;
+    async fn delete(&self, key_id: i64, id: ProcessId) -> Result<DeleteOutcome, StoreError>;
+    /// Deletes every finished job of the key and answers them (their blobs go next).
+    async fn delete_finished(&self, key_id: i64) -> Result<Vec<Job>, StoreError>;
+
+    /// Claims the oldest Pending job for `worker` with a lease.
+    async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Job>, StoreError>;
+    /// Extends the lease; `false` when the job is no longer this worker's.
+    async fn renew(&self, id: ProcessId, worker: &str, lease: Duration) -> Result<bool, StoreError>;
+    async fn set_progress(&self, id: ProcessId, worker: &str, progress: u8) -> Result<bool, StoreError>;
+    async fn finalize(&self, id: ProcessId, worker: &str, outcome: Outcome) -> Result<Finalized, StoreError>;
+    /// Returns jobs whose lease expired to Pending, or fails them (credits released) after
+    /// `max_attempts`. Answers how many jobs moved.
+    async fn expire_leases(&self, max_attempts: u32) -> Result<u64, StoreError>;
+    /// Estimated seconds of work in Pending and Processing jobs, for ETAs.
+    async fn queued_work_secs(&self) -> Result<f64, StoreError>;
+
+    /// A named server secret (32 random bytes), created on first use and kept.
+    async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError>;
+}
+
+/// SHA-256 of a plain key, hex.
+pub fn key_digest(plain: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(plain.as_bytes()))
+}
+
+/// A fresh plain key: `lucid_` and 32 random bytes in hex.
+pub fn generate_key() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("lucid_{}", hex::encode(bytes))
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Bytes in, bytes out: the stores hold whole blobs.
+pub type Blob = Bytes;

@@ -1,0 +1,484 @@
+//! The embedded [`JobStore`]: SQLite in WAL mode. Write transactions start with
+//! `BEGIN IMMEDIATE`, so two writers never deadlock upgrading a read lock, and every state
+//! change names the states it may leave in its `WHERE`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lucid_core::key::{Balance, KeyIdentity, Scopes, UNLIMITED_CREDITS};
+use lucid_core::{Endpoint, Job, JobState, OutputFormat, ProcessId};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, Sqlite, Transaction};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::{
+    CancelOutcome, DeleteOutcome, Finalized, JobStore, KeyInfo, NewKey, Outcome, Source, StoreError, SubmitOutcome,
+    generate_key, key_digest, now_ms,
+};
+
+/// Schema migrations, applied in order once each.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database at `url` (`sqlite://path`).
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed submit survives a power cut, not only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS lucid_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
+            .execute(&self.pool)
+            .await?;
+        for (version, sql) in MIGRATIONS {
+            let mut tx = self.begin().await?;
+            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM lucid_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if done.is_none() {
+                sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO lucid_migrations (version, applied_ms) VALUES (?, ?)")
+                    .bind(version)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("job row has a bad {what}"));
+    let id: String = row.try_get("id")?;
+    let source_id: String = row.try_get("source_id")?;
+    let endpoint: String = row.try_get("endpoint")?;
+    let state: String = row.try_get("state")?;
+    let output_format: String = row.try_get("output_format")?;
+    Ok(Job {
+        id: ProcessId(Uuid::try_parse(&id).map_err(|_| corrupt("id"))?),
+        key_id: row.try_get("key_id")?,
+        source_id: Uuid::try_parse(&source_id).map_err(|_| corrupt("source_id"))?,
+        endpoint: Endpoint::from_slug(&endpoint).ok_or_else(|| corrupt("endpoint"))?,
+        model: row.try_get("model")?,
+        state: JobState::parse(&state).ok_or_else(|| corrupt("state"))?,
+        progress: row.try_get::<i64, _>("progress")?.clamp(0, 100) as u8,
+        filename: row.try_get("filename")?,
+        input_format: row.try_get("input_format")?,
+        input_width: row.try_get::<i64, _>("input_width")? as u32,
+        input_height: row.try_get::<i64, _>("input_height")? as u32,
+        output_format: OutputFormat::parse(&output_format).ok_or_else(|| corrupt("output_format"))?,
+        output_width: row.try_get::<i64, _>("output_width")? as u32,
+        output_height: row.try_get::<i64, _>("output_height")? as u32,
+        crop_to_fill: row.try_get("crop_to_fill")?,
+        options_json: row.try_get("options_json")?,
+        credits: row.try_get("credits")?,
+        sync: row.try_get("sync")?,
+        work_secs: row.try_get("work_secs")?,
+        eta: row.try_get("eta")?,
+        created_ms: row.try_get("created_ms")?,
+        modified_ms: row.try_get("modified_ms")?,
+        attempts: row.try_get::<i64, _>("attempts")? as u32,
+        error: row.try_get("error")?,
+        webhook_url: row.try_get("webhook_url")?,
+    })
+}
+
+fn balance_from(unlimited: bool, balance: i64, reserved: i64) -> Balance {
+    if unlimited {
+        Balance { available: UNLIMITED_CREDITS - reserved, reserved, total: UNLIMITED_CREDITS }
+    } else {
+        Balance { available: balance - reserved, reserved, total: balance }
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn create_key(&self, key: NewKey) -> Result<String, StoreError> {
+        let plain = generate_key();
+        let result = sqlx::query(
+            "INSERT INTO api_keys (name, digest, scopes, unlimited, balance, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.name)
+        .bind(key_digest(&plain))
+        .bind(key.scopes.to_string())
+        .bind(key.credits.is_none())
+        .bind(key.credits.unwrap_or(0))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Invalid(format!("a key named '{}' already exists", key.name)))
+            }
+            other => other.map(|_| plain).map_err(Into::into),
+        }
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyInfo>, StoreError> {
+        let rows = sqlx::query("SELECT name, scopes, unlimited, balance, reserved, revoked FROM api_keys ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let scopes: String = r.try_get("scopes")?;
+                let unlimited: bool = r.try_get("unlimited")?;
+                Ok(KeyInfo {
+                    name: r.try_get("name")?,
+                    scopes: Scopes::parse(&scopes).map_err(|e| StoreError::Corrupt(e.message))?,
+                    balance: balance_from(unlimited, r.try_get("balance")?, r.try_get("reserved")?),
+                    unlimited,
+                    revoked: r.try_get("revoked")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_key(&self, name: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE api_keys SET revoked = 1 WHERE name = ? AND revoked = 0")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn key_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM api_keys").fetch_one(&self.pool).await?)
+    }
+
+    async fn authenticate(&self, plain: &str) -> Result<Option<KeyIdentity>, StoreError> {
+        let digest = key_digest(plain);
+        let row = sqlx::query("SELECT id, name, digest, scopes FROM api_keys WHERE digest = ? AND revoked = 0")
+            .bind(&digest)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stored: String = row.try_get("digest")?;
+        if !bool::from(stored.as_bytes().ct_eq(digest.as_bytes())) {
+            return Ok(None);
+        }
+        let scopes: String = row.try_get("scopes")?;
+        Ok(Some(KeyIdentity {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            scopes: Scopes::parse(&scopes).map_err(|e| StoreError::Corrupt(e.message))?,
+        }))
+    }
+
+    async fn balance(&self, key_id: i64) -> Result<Balance, StoreError> {
+        let row = sqlx::query("SELECT unlimited, balance, reserved FROM api_keys WHERE id = ?")
+            .bind(key_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(balance_from(row.try_get("unlimited")?, row.try_get("balance")?, row.try_get("reserved")?))
+    }
+
+    async fn insert_source(&self, s: &Source) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO sources (id, key_id, filename, format, width, height, size, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(s.id.to_string())
+            .bind(s.key_id)
+            .bind(&s.filename)
+            .bind(&s.format)
+            .bind(s.width as i64)
+            .bind(s.height as i64)
+            .bind(s.size as i64)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn source(&self, key_id: i64, id: Uuid) -> Result<Option<Source>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sources WHERE id = ? AND key_id = ?")
+            .bind(id.to_string())
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Source {
+                id,
+                key_id,
+                filename: r.try_get("filename")?,
+                format: r.try_get("format")?,
+                width: r.try_get::<i64, _>("width")? as u32,
+                height: r.try_get::<i64, _>("height")? as u32,
+                size: r.try_get::<i64, _>("size")? as u64,
+            })
+        })
+        .transpose()
+    }
+
+    async fn submit(&self, job: &Job) -> Result<SubmitOutcome, StoreError> {
+        let mut tx = self.begin().await?;
+        let reserved = sqlx::query(
+            "UPDATE api_keys SET reserved = reserved + ?1 WHERE id = ?2 AND revoked = 0 AND (unlimited = 1 OR balance - reserved >= ?1)",
+        )
+        .bind(job.credits)
+        .bind(job.key_id)
+        .execute(&mut *tx)
+        .await?;
+        if reserved.rows_affected() == 0 {
+            return Ok(SubmitOutcome::InsufficientCredits);
+        }
+        sqlx::query(
+            "INSERT INTO jobs (id, key_id, source_id, endpoint, model, state, progress, filename, input_format, input_width, \
+             input_height, output_format, output_width, output_height, crop_to_fill, options_json, credits, sync, work_secs, eta, \
+             created_ms, modified_ms, webhook_url) VALUES (?, ?, ?, ?, ?, 'Pending', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(job.id.to_string())
+        .bind(job.key_id)
+        .bind(job.source_id.to_string())
+        .bind(job.endpoint.slug())
+        .bind(&job.model)
+        .bind(&job.filename)
+        .bind(&job.input_format)
+        .bind(job.input_width as i64)
+        .bind(job.input_height as i64)
+        .bind(job.output_format.as_str())
+        .bind(job.output_width as i64)
+        .bind(job.output_height as i64)
+        .bind(job.crop_to_fill)
+        .bind(&job.options_json)
+        .bind(job.credits)
+        .bind(job.sync)
+        .bind(job.work_secs)
+        .bind(job.eta)
+        .bind(job.created_ms)
+        .bind(job.modified_ms)
+        .bind(&job.webhook_url)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(SubmitOutcome::Accepted)
+    }
+
+    async fn job(&self, key_id: i64, id: ProcessId) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = ? AND key_id = ?")
+            .bind(id.to_string())
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn job_any(&self, id: ProcessId) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = ?").bind(id.to_string()).fetch_optional(&self.pool).await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn list(&self, key_id: i64, before: Option<ProcessId>, limit: Option<u32>) -> Result<Vec<Job>, StoreError> {
+        // UUIDv7 text order is creation order; 'g' sorts after every hex digit.
+        let before = before.map(|b| b.to_string()).unwrap_or_else(|| "g".into());
+        let limit = limit.map(i64::from).unwrap_or(-1);
+        let rows = sqlx::query("SELECT * FROM jobs WHERE key_id = ? AND id < ? ORDER BY id DESC LIMIT ?")
+            .bind(key_id)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn cancel(&self, key_id: i64, id: ProcessId) -> Result<CancelOutcome, StoreError> {
+        let mut tx = self.begin().await?;
+        let cancelled: Option<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET state = 'Cancelled', lease_owner = NULL, lease_expires_ms = NULL, modified_ms = ? \
+             WHERE id = ? AND key_id = ? AND state IN ('Pending', 'Processing') RETURNING credits",
+        )
+        .bind(now_ms())
+        .bind(id.to_string())
+        .bind(key_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match cancelled {
+            Some(credits) => {
+                sqlx::query("UPDATE api_keys SET reserved = reserved - ? WHERE id = ?")
+                    .bind(credits)
+                    .bind(key_id)
+                    .execute(&mut *tx)
+                    .await?;
+                CancelOutcome::Cancelled
+            }
+            None => {
+                let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = ? AND key_id = ?")
+                    .bind(id.to_string())
+                    .bind(key_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if exists.is_some() { CancelOutcome::NotCancellable } else { CancelOutcome::NotFound }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn delete(&self, key_id: i64, id: ProcessId) -> Result<DeleteOutcome, StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = ? AND key_id = ?")
+            .bind(id.to_string())
+            .bind(key_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(DeleteOutcome::NotFound) };
+        let job = job_from_row(&row)?;
+        if !job.state.is_terminal() {
+            return Ok(DeleteOutcome::Unfinished);
+        }
+        sqlx::query("DELETE FROM jobs WHERE id = ? AND state IN ('Completed', 'Failed', 'Cancelled')")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(DeleteOutcome::Deleted(Box::new(job)))
+    }
+
+    async fn delete_finished(&self, key_id: i64) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query("DELETE FROM jobs WHERE key_id = ? AND state IN ('Completed', 'Failed', 'Cancelled') RETURNING *")
+            .bind(key_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Job>, StoreError> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "UPDATE jobs SET state = 'Processing', lease_owner = ?, lease_expires_ms = ?, attempts = attempts + 1, modified_ms = ? \
+             WHERE id = (SELECT id FROM jobs WHERE state = 'Pending' ORDER BY id LIMIT 1) AND state = 'Pending' RETURNING *",
+        )
+        .bind(worker)
+        .bind(now + lease.as_millis() as i64)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn renew(&self, id: ProcessId, worker: &str, lease: Duration) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE jobs SET lease_expires_ms = ? WHERE id = ? AND state = 'Processing' AND lease_owner = ?")
+            .bind(now_ms() + lease.as_millis() as i64)
+            .bind(id.to_string())
+            .bind(worker)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn set_progress(&self, id: ProcessId, worker: &str, progress: u8) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE jobs SET progress = ?, modified_ms = ? WHERE id = ? AND state = 'Processing' AND lease_owner = ?",
+        )
+        .bind(progress.min(100) as i64)
+        .bind(now_ms())
+        .bind(id.to_string())
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn finalize(&self, id: ProcessId, worker: &str, outcome: Outcome) -> Result<Finalized, StoreError> {
+        let mut tx = self.begin().await?;
+        let (state, error) = match &outcome {
+            Outcome::Completed => ("Completed", None),
+            Outcome::Failed(msg) => ("Failed", Some(msg.as_str())),
+        };
+        let row = sqlx::query(
+            "UPDATE jobs SET state = ?, progress = CASE WHEN ? = 'Completed' THEN 100 ELSE progress END, \
+             charged = (? = 'Completed'), error = ?, lease_owner = NULL, lease_expires_ms = NULL, modified_ms = ? \
+             WHERE id = ? AND state = 'Processing' AND lease_owner = ? RETURNING key_id, credits",
+        )
+        .bind(state)
+        .bind(state)
+        .bind(state)
+        .bind(error)
+        .bind(now_ms())
+        .bind(id.to_string())
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(Finalized::LostRace) };
+        let (key_id, credits): (i64, i64) = (row.try_get("key_id")?, row.try_get("credits")?);
+        let charge = if matches!(outcome, Outcome::Completed) { credits } else { 0 };
+        sqlx::query("UPDATE api_keys SET reserved = reserved - ?, balance = balance - ? WHERE id = ?")
+            .bind(credits)
+            .bind(charge)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Finalized::Done)
+    }
+
+    async fn expire_leases(&self, max_attempts: u32) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let failed = sqlx::query(
+            "UPDATE jobs SET state = 'Failed', error = 'The job ran out of attempts.', lease_owner = NULL, lease_expires_ms = NULL, modified_ms = ? \
+             WHERE state = 'Processing' AND lease_expires_ms < ? AND attempts >= ? RETURNING key_id, credits",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(max_attempts as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &failed {
+            sqlx::query("UPDATE api_keys SET reserved = reserved - ? WHERE id = ?")
+                .bind(row.try_get::<i64, _>("credits")?)
+                .bind(row.try_get::<i64, _>("key_id")?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let retried = sqlx::query(
+            "UPDATE jobs SET state = 'Pending', progress = 0, lease_owner = NULL, lease_expires_ms = NULL, modified_ms = ? \
+             WHERE state = 'Processing' AND lease_expires_ms < ?",
+        )
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(failed.len() as u64 + retried.rows_affected())
+    }
+
+    async fn queued_work_secs(&self) -> Result<f64, StoreError> {
+        let secs: Option<f64> = sqlx::query_scalar(
+            "SELECT SUM(work_secs * (100 - progress) / 100.0) FROM jobs WHERE state IN ('Pending', 'Processing')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(secs.unwrap_or(0.0))
+    }
+
+    async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        let fresh: [u8; 32] = rand::random();
+        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(fresh.to_vec())
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = ?").bind(name).fetch_one(&self.pool).await?)
+    }
+}

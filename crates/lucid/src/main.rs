@@ -1,0 +1,283 @@
+//! The `lucid` binary: `serve`, `worker`, `keys` and `process`. Thin: it parses flags into
+//! [`lucid_server::Config`] and calls the libraries. Every flag also reads `LUCID_<FLAG>`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use lucid_core::key::Scopes;
+use lucid_server::config::RateLimit;
+use lucid_store::NewKey;
+
+#[derive(Parser)]
+#[command(name = "lucid", version, about = "Self-hosted image enhancement that speaks the Topaz Labs Image API.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format: text or json.
+    #[arg(long, env = "LUCID_LOG_FORMAT", default_value = "text", global = true)]
+    log_format: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (and run workers) until Ctrl-C or SIGTERM.
+    Serve(ServeArgs),
+    /// Run workers only, against the same database and blobs as the API nodes.
+    Worker(WorkerArgs),
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Run one job offline, file to file, with the server's pipeline.
+    Process(ProcessArgs),
+}
+
+#[derive(Args, Clone)]
+struct StoreArgs {
+    /// Folder for the embedded database and blobs.
+    #[arg(long, env = "LUCID_DATA_DIR", default_value = "./lucid-data")]
+    data_dir: PathBuf,
+    /// Job database URL (sqlite://…); default <data-dir>/lucid.db.
+    #[arg(long, env = "LUCID_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LUCID_ADDR", default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Blob storage URL (file:///…); default <data-dir>/blobs.
+    #[arg(long, env = "LUCID_BLOB_URL")]
+    blob_url: Option<String>,
+    /// In-process workers; 0 = API only (jobs stay Pending). Default: the number of cores.
+    #[arg(long, env = "LUCID_WORKERS")]
+    workers: Option<usize>,
+    /// Base URL of signed download links; default http://<addr>.
+    #[arg(long, env = "LUCID_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Requests per second per API key (N/s, optionally ,burst=M).
+    #[arg(long, env = "LUCID_RATE_LIMIT", default_value = "20/s,burst=40")]
+    rate_limit: RateLimit,
+    /// Largest request body in megabytes.
+    #[arg(long, env = "LUCID_MAX_UPLOAD_MB", default_value_t = 500)]
+    max_upload_mb: u64,
+    /// Let source_url reach loopback and private addresses.
+    #[arg(long, env = "LUCID_ALLOW_PRIVATE_URLS")]
+    allow_private_urls: bool,
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Blob storage URL (file:///…); default <data-dir>/blobs.
+    #[arg(long, env = "LUCID_BLOB_URL")]
+    blob_url: Option<String>,
+    /// Worker threads in this process. Default: the number of cores.
+    #[arg(long, env = "LUCID_WORKERS")]
+    workers: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it (only the key) on stdout.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes: submit, read, cancel, delete.
+        #[arg(long, default_value = "submit,read,cancel,delete")]
+        scopes: String,
+        /// Credits, or "unlimited".
+        #[arg(long, default_value = "unlimited")]
+        credits: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List keys (never the keys themselves).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a key by name.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Args)]
+struct ProcessArgs {
+    /// Endpoint: enhance, enhance-gen, sharpen, sharpen-gen, denoise, denoise-gen, restore-gen,
+    /// lighting, matting, tool.
+    #[arg(long, default_value = "enhance")]
+    endpoint: String,
+    /// Model name; default: the endpoint's default.
+    #[arg(long)]
+    model: Option<String>,
+    /// Any API field, as key=value (output_width=2000, sharpen=0.5, …).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
+    input: PathBuf,
+    output: PathBuf,
+}
+
+fn store_config(store: &StoreArgs) -> lucid_server::Config {
+    let mut config = lucid_server::Config::embedded(store.data_dir.clone());
+    config.database_url = store.database_url.clone();
+    config
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LUCID_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let mut config = store_config(&args.store);
+            config.addr = args.addr;
+            config.blob_url = args.blob_url;
+            if let Some(n) = args.workers {
+                config.workers = n;
+            }
+            config.public_url = args.public_url;
+            config.rate_limit = args.rate_limit;
+            config.max_upload_mb = args.max_upload_mb;
+            config.allow_private_urls = args.allow_private_urls;
+            let app = lucid_server::App::build(config).await?;
+            if let Some(key) = app.first_key() {
+                println!("Created an API key with every scope (shown once): {key}");
+            }
+            tracing::info!(addr = %app.local_addr(), "lucid is serving");
+            app.run(shutdown_signal()).await
+        }
+        Command::Worker(args) => {
+            let mut config = store_config(&args.store);
+            config.blob_url = args.blob_url;
+            config.addr = "127.0.0.1:0".parse()?;
+            config.create_first_key = false;
+            if let Some(n) = args.workers {
+                config.workers = n;
+            }
+            let app = lucid_server::App::build(config).await?;
+            tracing::info!("lucid worker running");
+            app.run_workers(shutdown_signal()).await
+        }
+        Command::Keys { command } => keys(command).await,
+        Command::Process(args) => process(args),
+    }
+}
+
+async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create { name, scopes, credits, store } => {
+            let scopes = Scopes::parse(&scopes).map_err(|e| anyhow::anyhow!(e.message))?;
+            let credits = match credits.as_str() {
+                "unlimited" => None,
+                n => Some(n.parse::<i64>().ok().filter(|n| *n >= 0).context("--credits takes a number or 'unlimited'")?),
+            };
+            let jobs = lucid_server::app::open_job_store(&store_config(&store)).await?;
+            let key = jobs.create_key(NewKey { name, scopes, credits }).await?;
+            println!("{key}");
+        }
+        KeysCommand::List { store } => {
+            let jobs = lucid_server::app::open_job_store(&store_config(&store)).await?;
+            println!("{:<24} {:<28} {:>12} {:>12}  STATE", "NAME", "SCOPES", "AVAILABLE", "RESERVED");
+            for k in jobs.list_keys().await? {
+                let available = if k.unlimited { "unlimited".to_string() } else { k.balance.available.to_string() };
+                let state = if k.revoked { "revoked" } else { "active" };
+                println!("{:<24} {:<28} {:>12} {:>12}  {state}", k.name, k.scopes.to_string(), available, k.balance.reserved);
+            }
+        }
+        KeysCommand::Revoke { name, store } => {
+            let jobs = lucid_server::app::open_job_store(&store_config(&store)).await?;
+            if !jobs.revoke_key(&name).await? {
+                bail!("no active key named {name:?}");
+            }
+            eprintln!("revoked {name}");
+        }
+    }
+    Ok(())
+}
+
+fn process(args: ProcessArgs) -> anyhow::Result<()> {
+    use lucid_core::request::{Fields, SubmitRequest};
+    let endpoint = lucid_core::Endpoint::from_slug(&args.endpoint).with_context(|| format!("unknown endpoint {:?}", args.endpoint))?;
+    let mut fields = Fields::new();
+    for kv in &args.settings {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--set takes key=value, got {kv:?}"))?;
+        fields.insert(k, v.to_string());
+    }
+    if let Some(model) = args.model {
+        fields.insert("model", model);
+    }
+    if fields.get("output_format").is_none()
+        && let Some(ext) = args.output.extension().and_then(|e| e.to_str())
+    {
+        fields.insert("output_format", ext.to_string());
+    }
+    let req = SubmitRequest::parse(endpoint, &fields, true).map_err(|e| anyhow::anyhow!(e.message))?;
+    let input = std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let info = lucid_imaging::codec::probe(&input)?;
+    let plan = req.plan(info.width, info.height, false).map_err(|e| anyhow::anyhow!(e.message))?;
+    let job = lucid_imaging::pipeline::Job {
+        endpoint,
+        model: req.model,
+        settings: &req.settings,
+        placement: plan.placement,
+        format: req.output_format,
+    };
+    let out = lucid_imaging::pipeline::process(&input, &job, &lucid_imaging::Cancel::new(), &|_| {})?;
+    std::fs::write(&args.output, out).with_context(|| format!("writing {}", args.output.display()))?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(&cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
