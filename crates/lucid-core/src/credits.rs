@@ -31,9 +31,24 @@ mod tests {
     #[test]
     fn credits_match_the_published_table() {
         // 24 MP per credit: 1, 4, 8, 16, 24, 32, 40, 50, 64, 100 MP → 1,1,1,1,1,2,2,3,3,5.
-        let table = [(1, 1), (4, 1), (8, 1), (16, 1), (24, 1), (32, 2), (40, 2), (50, 3), (64, 3), (100, 5)];
+        let table = [
+            (1, 1),
+            (4, 1),
+            (8, 1),
+            (16, 1),
+            (24, 1),
+            (32, 2),
+            (40, 2),
+            (50, 3),
+            (64, 3),
+            (100, 5),
+        ];
         for (mp, credits) in table {
-            assert_eq!(credits_for(Endpoint::Enhance, mp * 1000, 1000), credits, "{mp} MP");
+            assert_eq!(
+                credits_for(Endpoint::Enhance, mp * 1000, 1000),
+                credits,
+                "{mp} MP"
+            );
         }
         assert_eq!(credits_for(Endpoint::EnhanceGen, 4000, 1001), 2);
     }

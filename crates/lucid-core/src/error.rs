@@ -14,7 +14,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into() }
+        ApiError {
+            status,
+            message: message.into(),
+        }
     }
 
     /// 400 with a message naming the bad parameter.
@@ -54,7 +57,10 @@ impl ApiError {
 
     /// 404 for a `source_id` that does not exist or belongs to another key.
     pub fn source_not_found() -> Self {
-        Self::new(404, "A source image with the given source ID was not found.")
+        Self::new(
+            404,
+            "A source image with the given source ID was not found.",
+        )
     }
 
     /// 404 for routes that do not exist.
@@ -69,12 +75,18 @@ impl ApiError {
 
     /// 409 Conflict from the cancel endpoint (seed-cancel.md).
     pub fn not_cancellable() -> Self {
-        Self::new(409, "The process cannot be cancelled as it is not in a cancellable state.")
+        Self::new(
+            409,
+            "The process cannot be cancelled as it is not in a cancellable state.",
+        )
     }
 
     /// 409 from `GET /download/{id}` while the output is not ready.
     pub fn output_not_ready() -> Self {
-        Self::new(409, "The output image is not ready. Wait until the process has completed.")
+        Self::new(
+            409,
+            "The output image is not ready. Wait until the process has completed.",
+        )
     }
 
     /// 409 from `DELETE /status/{id}` while the job is unfinished.
@@ -94,7 +106,10 @@ impl ApiError {
 
     /// 422 UnprocessableEntity.
     pub fn zero_dimensions() -> Self {
-        Self::new(422, "Image has invalid dimensions (width or height is zero).")
+        Self::new(
+            422,
+            "Image has invalid dimensions (width or height is zero).",
+        )
     }
 
     /// 429 TooManyRequests.

@@ -22,7 +22,14 @@ pub struct Placement {
 impl Placement {
     /// The output is the input, unscaled.
     pub fn identity(width: u32, height: u32) -> Self {
-        Placement { width, height, scaled_width: width, scaled_height: height, offset_x: 0, offset_y: 0 }
+        Placement {
+            width,
+            height,
+            scaled_width: width,
+            scaled_height: height,
+            offset_x: 0,
+            offset_y: 0,
+        }
     }
 
     pub fn megapixels(&self) -> f64 {
@@ -91,7 +98,11 @@ fn check_side(v: u64, is_width: bool) -> Result<(), ApiError> {
 
 /// The spec's BadRequestImage message for a side out of range.
 pub fn invalid_side(is_width: bool) -> ApiError {
-    ApiError::bad_request(if is_width { "Invalid output width." } else { "Invalid output height." })
+    ApiError::bad_request(if is_width {
+        "Invalid output width."
+    } else {
+        "Invalid output height."
+    })
 }
 
 #[cfg(test)]
@@ -110,7 +121,10 @@ mod tests {
     #[test]
     fn both_sides_letterbox_or_crop() {
         let p = Placement::compute(200, 100, Some(300), Some(300), false).unwrap();
-        assert_eq!((p.width, p.height, p.scaled_width, p.scaled_height), (300, 300, 300, 150));
+        assert_eq!(
+            (p.width, p.height, p.scaled_width, p.scaled_height),
+            (300, 300, 300, 150)
+        );
         assert_eq!((p.offset_x, p.offset_y), (0, 75));
         assert!(p.is_letterboxed());
         let p = Placement::compute(200, 100, Some(300), Some(300), true).unwrap();

@@ -18,7 +18,9 @@ impl ProcessId {
 
     /// Parses a path segment; anything but a UUID is the spec's 400.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
-        Uuid::try_parse(s).map(ProcessId).map_err(|_| ApiError::invalid_process_id())
+        Uuid::try_parse(s)
+            .map(ProcessId)
+            .map_err(|_| ApiError::invalid_process_id())
     }
 }
 
@@ -75,7 +77,10 @@ impl JobState {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobState::Completed | JobState::Failed | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Cancelled
+        )
     }
 
     /// Whether `DELETE /cancel/{id}` may move the job to Cancelled.
@@ -136,7 +141,10 @@ mod tests {
     fn process_id_rejects_non_uuid_with_spec_message() {
         let err = ProcessId::parse("not-a-uuid").unwrap_err();
         assert_eq!(err.status, 400);
-        assert_eq!(err.message, "Invalid process ID. Please ensure it is a valid UUID.");
+        assert_eq!(
+            err.message,
+            "Invalid process ID. Please ensure it is a valid UUID."
+        );
         assert!(ProcessId::parse("d7b3b3b3-7b3b-4b3b-8b3b-3b3b3b3b3b3b").is_ok());
     }
 

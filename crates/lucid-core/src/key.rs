@@ -52,7 +52,11 @@ impl Scopes {
             let scope = Scope::ALL
                 .into_iter()
                 .find(|s| s.as_str().eq_ignore_ascii_case(name))
-                .ok_or_else(|| ApiError::bad_request(format!("Unknown scope '{name}'. Scopes: submit, read, cancel, delete.")))?;
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "Unknown scope '{name}'. Scopes: submit, read, cancel, delete."
+                    ))
+                })?;
             bits |= scope.bit();
         }
         Ok(Scopes(bits))
@@ -61,7 +65,11 @@ impl Scopes {
 
 impl std::fmt::Display for Scopes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = Scope::ALL.into_iter().filter(|s| self.contains(*s)).map(Scope::as_str).collect();
+        let names: Vec<&str> = Scope::ALL
+            .into_iter()
+            .filter(|s| self.contains(*s))
+            .map(Scope::as_str)
+            .collect();
         f.write_str(&names.join(","))
     }
 }

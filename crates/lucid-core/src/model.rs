@@ -67,22 +67,33 @@ impl Endpoint {
 
     /// `StatusResponse.model_type`: `GAN` for the standard models, `Generative` for the `-gen` ones.
     pub fn model_type(self) -> &'static str {
-        if self.is_generative() { "Generative" } else { "GAN" }
+        if self.is_generative() {
+            "Generative"
+        } else {
+            "GAN"
+        }
     }
 
     pub fn is_generative(self) -> bool {
         matches!(
             self,
-            Endpoint::EnhanceGen | Endpoint::SharpenGen | Endpoint::DenoiseGen | Endpoint::RestoreGen
+            Endpoint::EnhanceGen
+                | Endpoint::SharpenGen
+                | Endpoint::DenoiseGen
+                | Endpoint::RestoreGen
         )
     }
 
     /// Accepted `model` strings: the spec 1.2.0 enum first, then 1.1.0 and model-page names.
     pub fn models(self) -> &'static [&'static str] {
         match self {
-            Endpoint::Enhance => {
-                &["Standard V2", "Low Resolution V2", "CGI", "High Fidelity V2", "Text Refine"]
-            }
+            Endpoint::Enhance => &[
+                "Standard V2",
+                "Low Resolution V2",
+                "CGI",
+                "High Fidelity V2",
+                "Text Refine",
+            ],
             Endpoint::EnhanceGen => &[
                 "Redefine",
                 "Standard MAX",
@@ -135,7 +146,10 @@ impl Endpoint {
     /// Whether `output_width`/`output_height`/`crop_to_fill` apply; other endpoints keep the
     /// input size (the estimate prose: "only applicable for Enhance models").
     pub fn resizes(self) -> bool {
-        matches!(self, Endpoint::Enhance | Endpoint::EnhanceGen | Endpoint::Tool)
+        matches!(
+            self,
+            Endpoint::Enhance | Endpoint::EnhanceGen | Endpoint::Tool
+        )
     }
 
     /// Matting and tool accept and produce PNG only.
@@ -144,12 +158,19 @@ impl Endpoint {
     }
 
     pub fn default_format(self) -> OutputFormat {
-        if self.png_only() { OutputFormat::Png } else { OutputFormat::Jpeg }
+        if self.png_only() {
+            OutputFormat::Png
+        } else {
+            OutputFormat::Jpeg
+        }
     }
 
     /// Whether a legacy synchronous `POST /image/v1/{slug}` exists (1.1.0).
     pub fn has_sync(self) -> bool {
-        matches!(self, Endpoint::Enhance | Endpoint::Sharpen | Endpoint::Denoise | Endpoint::Lighting)
+        matches!(
+            self,
+            Endpoint::Enhance | Endpoint::Sharpen | Endpoint::Denoise | Endpoint::Lighting
+        )
     }
 
     /// Largest output in megapixels (§8): 512 MP for the standard models, 256 MP generative.

@@ -96,7 +96,10 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("face_enhancement", Kind::Bool),
     ("face_enhancement_strength", Kind::Number(0.0, 1.0)),
     ("face_enhancement_creativity", Kind::Number(0.0, 1.0)),
-    ("subject_detection", Kind::OneOf(&["All", "Foreground", "Background"])),
+    (
+        "subject_detection",
+        Kind::OneOf(&["All", "Foreground", "Background"]),
+    ),
     ("deblur_strength", Kind::Number(0.0, 1.0)),
     ("denoise_strength", Kind::Number(0.0, 1.0)),
     ("decompression_strength", Kind::Number(0.0, 1.0)),
@@ -114,7 +117,10 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("seed", Kind::Integer(0, 2_147_483_647)),
     ("color_preservation", Kind::Bool),
     ("face_preservation", Kind::Bool),
-    ("enhancement_strength", Kind::OneOf(&["low", "medium", "high"])),
+    (
+        "enhancement_strength",
+        Kind::OneOf(&["low", "medium", "high"]),
+    ),
     ("grain", Kind::Bool),
     ("grain_density", Kind::Number(0.0, 1.0)),
     ("grain_model", Kind::OneOf(&["silver", "gaussian", "grey"])),
@@ -131,7 +137,9 @@ impl Settings {
     fn parse(fields: &Fields) -> Result<Self, ApiError> {
         let mut map = Map::new();
         for (name, kind) in SETTINGS {
-            let Some(raw) = fields.get(name) else { continue };
+            let Some(raw) = fields.get(name) else {
+                continue;
+            };
             let invalid = || ApiError::bad_request(format!("Invalid {}.", name.replace('_', " ")));
             let value = match *kind {
                 Kind::Number(lo, hi) => Value::from(parse_number(raw, lo, hi).ok_or_else(invalid)?),
@@ -154,7 +162,10 @@ impl Settings {
                     Value::from(raw)
                 }
                 Kind::OneOf(options) => {
-                    let v = options.iter().find(|o| o.eq_ignore_ascii_case(raw)).ok_or_else(invalid)?;
+                    let v = options
+                        .iter()
+                        .find(|o| o.eq_ignore_ascii_case(raw))
+                        .ok_or_else(invalid)?;
                     Value::from(*v)
                 }
             };
@@ -197,7 +208,9 @@ impl Settings {
 }
 
 fn parse_number(raw: &str, lo: f64, hi: f64) -> Option<f64> {
-    raw.parse::<f64>().ok().filter(|v| v.is_finite() && (lo..=hi).contains(v))
+    raw.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && (lo..=hi).contains(v))
 }
 
 fn parse_bool(raw: &str) -> Option<bool> {
@@ -209,10 +222,16 @@ fn parse_bool(raw: &str) -> Option<bool> {
 }
 
 fn parse_side(fields: &Fields, name: &str, is_width: bool) -> Result<Option<u32>, ApiError> {
-    let Some(raw) = fields.get(name) else { return Ok(None) };
+    let Some(raw) = fields.get(name) else {
+        return Ok(None);
+    };
     // Clients send "1920" or "1920.0"; anything else, zero or over 32000 is the spec's 400.
-    let v = raw.parse::<f64>().ok().filter(|v| v.fract() == 0.0 && *v >= 1.0 && *v <= MAX_SIDE as f64);
-    v.map(|v| Some(v as u32)).ok_or_else(|| invalid_side(is_width))
+    let v = raw
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.fract() == 0.0 && *v >= 1.0 && *v <= MAX_SIDE as f64);
+    v.map(|v| Some(v as u32))
+        .ok_or_else(|| invalid_side(is_width))
 }
 
 /// Where the image of a submit comes from: exactly one of the three.
@@ -265,15 +284,23 @@ impl SubmitRequest {
         let (output_width, output_height, crop_to_fill) = if endpoint.resizes() {
             let crop = match fields.get("crop_to_fill") {
                 None => false,
-                Some(raw) => parse_bool(raw).ok_or_else(|| ApiError::bad_request("Invalid crop to fill."))?,
+                Some(raw) => {
+                    parse_bool(raw).ok_or_else(|| ApiError::bad_request("Invalid crop to fill."))?
+                }
             };
-            (parse_side(fields, "output_width", true)?, parse_side(fields, "output_height", false)?, crop)
+            (
+                parse_side(fields, "output_width", true)?,
+                parse_side(fields, "output_height", false)?,
+                crop,
+            )
         } else {
             (None, None, false)
         };
         let source_id = fields.get("source_id");
         let source_url = fields.get("source_url");
-        let given = usize::from(has_upload) + usize::from(source_id.is_some()) + usize::from(source_url.is_some());
+        let given = usize::from(has_upload)
+            + usize::from(source_id.is_some())
+            + usize::from(source_url.is_some());
         let source = match (given, source_id, source_url) {
             (0, _, _) => {
                 return Err(ApiError::bad_request(
@@ -285,13 +312,16 @@ impl SubmitRequest {
                     "Provide only one of image, source_id and source_url.",
                 ));
             }
-            (_, Some(id), _) => ImageSource::SourceId(
-                Uuid::try_parse(id).map_err(|_| ApiError::bad_request("Invalid source ID. Please ensure it is a valid UUID."))?,
-            ),
+            (_, Some(id), _) => ImageSource::SourceId(Uuid::try_parse(id).map_err(|_| {
+                ApiError::bad_request("Invalid source ID. Please ensure it is a valid UUID.")
+            })?),
             (_, _, Some(url)) => ImageSource::SourceUrl(parse_url(url, "source URL")?),
             _ => ImageSource::Upload,
         };
-        let webhook_url = fields.get("webhook_url").map(|u| parse_url(u, "webhook URL")).transpose()?;
+        let webhook_url = fields
+            .get("webhook_url")
+            .map(|u| parse_url(u, "webhook URL"))
+            .transpose()?;
         Ok(SubmitRequest {
             endpoint,
             model,
@@ -307,16 +337,30 @@ impl SubmitRequest {
 
     /// The output geometry once the input's size is known, with every limit checked.
     pub fn plan(&self, in_w: u32, in_h: u32, sync: bool) -> Result<Plan, ApiError> {
-        plan(self.endpoint, self.model, in_w, in_h, self.output_width, self.output_height, self.crop_to_fill, sync)
+        plan(
+            self.endpoint,
+            self.model,
+            in_w,
+            in_h,
+            self.output_width,
+            self.output_height,
+            self.crop_to_fill,
+            sync,
+        )
     }
 }
 
 fn parse_url(raw: &str, what: &str) -> Result<String, ApiError> {
     let lower = raw.to_ascii_lowercase();
-    if (lower.starts_with("http://") || lower.starts_with("https://")) && raw.len() <= 2048 && !raw.contains(char::is_whitespace) {
+    if (lower.starts_with("http://") || lower.starts_with("https://"))
+        && raw.len() <= 2048
+        && !raw.contains(char::is_whitespace)
+    {
         Ok(raw.to_string())
     } else {
-        Err(ApiError::bad_request(format!("Invalid {what}. It must be an http or https URL.")))
+        Err(ApiError::bad_request(format!(
+            "Invalid {what}. It must be an http or https URL."
+        )))
     }
 }
 
@@ -357,13 +401,21 @@ fn plan(
     };
     if let Some(factor) = endpoint.max_upscale() {
         if placement.scaled_width > in_w * factor {
-            return Err(ApiError::bad_request(format!("Invalid output width. {model} upscales at most {factor}x.")));
+            return Err(ApiError::bad_request(format!(
+                "Invalid output width. {model} upscales at most {factor}x."
+            )));
         }
         if placement.scaled_height > in_h * factor {
-            return Err(ApiError::bad_request(format!("Invalid output height. {model} upscales at most {factor}x.")));
+            return Err(ApiError::bad_request(format!(
+                "Invalid output height. {model} upscales at most {factor}x."
+            )));
         }
     }
-    let cap = if sync { MAX_SYNC_OUTPUT_MP } else { endpoint.max_output_mp() };
+    let cap = if sync {
+        MAX_SYNC_OUTPUT_MP
+    } else {
+        endpoint.max_output_mp()
+    };
     if placement.megapixels() > cap as f64 {
         return Err(ApiError::bad_request(format!(
             "Output image dimensions exceed maximum allowed of {cap} MP."
@@ -390,10 +442,16 @@ impl EstimateRequest {
     /// for bulk items (the union of both catalogues).
     pub fn parse(fields: &Fields, generative: Option<bool>) -> Result<Self, ApiError> {
         let category = fields.get("category");
-        let default_model = if generative == Some(true) { "Redefine" } else { "Standard V2" };
+        let default_model = if generative == Some(true) {
+            "Redefine"
+        } else {
+            "Standard V2"
+        };
         let model_name = fields.get("model").unwrap_or(default_model);
         let (endpoint, model) = Endpoint::for_estimate(category, model_name, generative)
-            .ok_or_else(|| ApiError::bad_request(format!("Invalid model or category: {model_name}.")))?;
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("Invalid model or category: {model_name}."))
+            })?;
         let side = |name: &str| -> Result<u32, ApiError> {
             fields
                 .get(name)
@@ -404,8 +462,21 @@ impl EstimateRequest {
         };
         let (in_w, in_h) = (side("input_width")?, side("input_height")?);
         let submit = SubmitRequest::parse(endpoint, &without_source(fields), true)?;
-        let plan = plan(endpoint, model, in_w, in_h, submit.output_width, submit.output_height, submit.crop_to_fill, false)?;
-        Ok(EstimateRequest { endpoint, model, plan })
+        let plan = plan(
+            endpoint,
+            model,
+            in_w,
+            in_h,
+            submit.output_width,
+            submit.output_height,
+            submit.crop_to_fill,
+            false,
+        )?;
+        Ok(EstimateRequest {
+            endpoint,
+            model,
+            plan,
+        })
     }
 }
 
@@ -428,7 +499,11 @@ mod tests {
 
     #[test]
     fn camel_case_and_snake_case_are_both_accepted() {
-        let f = fields(&[("outputWidth", "100"), ("fixCompression", "0.5"), ("faceEnhancementStrength", "0.2")]);
+        let f = fields(&[
+            ("outputWidth", "100"),
+            ("fixCompression", "0.5"),
+            ("faceEnhancementStrength", "0.2"),
+        ]);
         let r = SubmitRequest::parse(Endpoint::Enhance, &f, true).unwrap();
         assert_eq!(r.output_width, Some(100));
         assert_eq!(r.settings.number("fix_compression", 0.0), 0.5);
@@ -437,19 +512,36 @@ mod tests {
 
     #[test]
     fn out_of_range_settings_are_rejected() {
-        let e = SubmitRequest::parse(Endpoint::Enhance, &fields(&[("sharpen", "1.5")]), true).unwrap_err();
+        let e = SubmitRequest::parse(Endpoint::Enhance, &fields(&[("sharpen", "1.5")]), true)
+            .unwrap_err();
         assert_eq!((e.status, e.message.as_str()), (400, "Invalid sharpen."));
-        let e = SubmitRequest::parse(Endpoint::Enhance, &fields(&[("output_height", "32001")]), true).unwrap_err();
+        let e = SubmitRequest::parse(
+            Endpoint::Enhance,
+            &fields(&[("output_height", "32001")]),
+            true,
+        )
+        .unwrap_err();
         assert_eq!(e.message, "Invalid output height.");
-        let e = SubmitRequest::parse(Endpoint::Enhance, &fields(&[("model", "Normal")]), true).unwrap_err();
+        let e = SubmitRequest::parse(Endpoint::Enhance, &fields(&[("model", "Normal")]), true)
+            .unwrap_err();
         assert_eq!(e.status, 400);
-        let e = SubmitRequest::parse(Endpoint::Matting, &fields(&[("output_format", "jpeg")]), true).unwrap_err();
+        let e = SubmitRequest::parse(
+            Endpoint::Matting,
+            &fields(&[("output_format", "jpeg")]),
+            true,
+        )
+        .unwrap_err();
         assert_eq!(e.status, 400);
     }
 
     #[test]
     fn unknown_fields_are_ignored() {
-        let r = SubmitRequest::parse(Endpoint::Denoise, &fields(&[("scale", "4"), ("whatever", "x")]), true).unwrap();
+        let r = SubmitRequest::parse(
+            Endpoint::Denoise,
+            &fields(&[("scale", "4"), ("whatever", "x")]),
+            true,
+        )
+        .unwrap();
         assert_eq!(r.model, "Normal");
         assert_eq!(r.settings.to_json(), "{}");
     }
@@ -458,25 +550,46 @@ mod tests {
     fn exactly_one_source() {
         let none = SubmitRequest::parse(Endpoint::Enhance, &Fields::new(), false).unwrap_err();
         assert_eq!(none.status, 400);
-        let two = SubmitRequest::parse(Endpoint::Enhance, &fields(&[("source_url", "http://x/y.png")]), true).unwrap_err();
+        let two = SubmitRequest::parse(
+            Endpoint::Enhance,
+            &fields(&[("source_url", "http://x/y.png")]),
+            true,
+        )
+        .unwrap_err();
         assert_eq!(two.status, 400);
     }
 
     #[test]
     fn plan_checks_the_megapixel_cap() {
-        let r = SubmitRequest::parse(Endpoint::Enhance, &fields(&[("output_width", "32000"), ("output_height", "32000")]), true).unwrap();
+        let r = SubmitRequest::parse(
+            Endpoint::Enhance,
+            &fields(&[("output_width", "32000"), ("output_height", "32000")]),
+            true,
+        )
+        .unwrap();
         let e = r.plan(1000, 1000, false).unwrap_err();
-        assert_eq!(e.message, "Output image dimensions exceed maximum allowed of 512 MP.");
+        assert_eq!(
+            e.message,
+            "Output image dimensions exceed maximum allowed of 512 MP."
+        );
         let e = r.plan(0, 10, false).unwrap_err();
         assert_eq!(e.status, 422);
     }
 
     #[test]
     fn estimate_prices_output_megapixels() {
-        let f = fields(&[("input_width", "1000"), ("input_height", "1000"), ("output_width", "8000")]);
+        let f = fields(&[
+            ("input_width", "1000"),
+            ("input_height", "1000"),
+            ("output_width", "8000"),
+        ]);
         let e = EstimateRequest::parse(&f, Some(false)).unwrap();
         assert_eq!((e.endpoint, e.plan.credits), (Endpoint::Enhance, 3));
-        let bad = EstimateRequest::parse(&fields(&[("input_width", "0"), ("input_height", "5")]), Some(false)).unwrap_err();
+        let bad = EstimateRequest::parse(
+            &fields(&[("input_width", "0"), ("input_height", "5")]),
+            Some(false),
+        )
+        .unwrap_err();
         assert_eq!(bad.message, "Please provide a valid input resolution.");
     }
 }

@@ -43,14 +43,20 @@ pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
         .format()
         .and_then(format_name)
         .ok_or_else(|| ImagingError::Decode("not a JPEG, PNG or TIFF image".into()))?;
-    let (width, height) = reader.into_dimensions().map_err(|e| ImagingError::Decode(e.to_string()))?;
+    let (width, height) = reader
+        .into_dimensions()
+        .map_err(|e| ImagingError::Decode(e.to_string()))?;
     if width == 0 || height == 0 {
         return Err(ImagingError::ZeroDimensions);
     }
     if width > MAX_SIDE || height > MAX_SIDE || width as u64 * height as u64 > MAX_INPUT_PIXELS {
         return Err(ImagingError::TooLarge { width, height });
     }
-    Ok(ImageInfo { format, width, height })
+    Ok(ImageInfo {
+        format,
+        width,
+        height,
+    })
 }
 
 /// PNG and JPEG headers that declare a zero side, which the decoders reject as corrupt: the
@@ -89,9 +95,12 @@ pub fn decode(bytes: &[u8]) -> Result<Raster, ImagingError> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_INPUT_PIXELS * 8);
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|e| ImagingError::Decode(e.to_string()))?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| ImagingError::Decode(e.to_string()))?;
     let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| ImagingError::Decode(e.to_string()))?;
+    let mut img =
+        DynamicImage::from_decoder(decoder).map_err(|e| ImagingError::Decode(e.to_string()))?;
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
@@ -108,7 +117,8 @@ pub fn encode(raster: &Raster, format: OutputFormat) -> Result<Vec<u8>, ImagingE
         OutputFormat::Jpeg => {
             let rgb = raster.to_rgb8_on_white();
             let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92);
-            enc.write_image(&rgb, w, h, image::ExtendedColorType::Rgb8).map_err(err)?;
+            enc.write_image(&rgb, w, h, image::ExtendedColorType::Rgb8)
+                .map_err(err)?;
         }
         OutputFormat::Png => {
             let enc = image::codecs::png::PngEncoder::new_with_quality(
@@ -116,11 +126,13 @@ pub fn encode(raster: &Raster, format: OutputFormat) -> Result<Vec<u8>, ImagingE
                 image::codecs::png::CompressionType::Fast,
                 image::codecs::png::FilterType::Adaptive,
             );
-            enc.write_image(&raster.to_u8(), w, h, raster.color_type()).map_err(err)?;
+            enc.write_image(&raster.to_u8(), w, h, raster.color_type())
+                .map_err(err)?;
         }
         OutputFormat::Tiff => {
             let enc = image::codecs::tiff::TiffEncoder::new(Cursor::new(&mut out));
-            enc.write_image(&raster.to_u8(), w, h, raster.color_type()).map_err(err)?;
+            enc.write_image(&raster.to_u8(), w, h, raster.color_type())
+                .map_err(err)?;
         }
     }
     Ok(out)
@@ -140,7 +152,9 @@ pub fn encode_test_png(width: u32, height: u32) -> Vec<u8> {
         ])
     });
     let mut out = Vec::new();
-    DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+    DynamicImage::ImageRgb8(img)
+        .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+        .unwrap();
     out
 }
 
@@ -151,7 +165,14 @@ mod tests {
     #[test]
     fn probe_reads_the_header() {
         let png = encode_test_png(20, 10);
-        assert_eq!(probe(&png).unwrap(), ImageInfo { format: "png", width: 20, height: 10 });
+        assert_eq!(
+            probe(&png).unwrap(),
+            ImageInfo {
+                format: "png",
+                width: 20,
+                height: 10
+            }
+        );
         assert!(matches!(probe(b"hello"), Err(ImagingError::Decode(_))));
     }
 
@@ -167,7 +188,10 @@ mod tests {
         let mut png = encode_test_png(20, 10);
         png[16..20].copy_from_slice(&60000u32.to_be_bytes());
         png[20..24].copy_from_slice(&60000u32.to_be_bytes());
-        assert!(matches!(probe(&png), Err(ImagingError::TooLarge { .. }) | Err(ImagingError::Decode(_))));
+        assert!(matches!(
+            probe(&png),
+            Err(ImagingError::TooLarge { .. }) | Err(ImagingError::Decode(_))
+        ));
     }
 
     #[test]

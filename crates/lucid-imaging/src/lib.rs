@@ -55,7 +55,11 @@ impl Cancel {
     }
 
     pub fn check(&self) -> Result<(), ImagingError> {
-        if self.is_fired() { Err(ImagingError::Cancelled) } else { Ok(()) }
+        if self.is_fired() {
+            Err(ImagingError::Cancelled)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -102,7 +106,9 @@ impl<'a> Ctx<'a> {
 
     fn report(&self, fraction: f32) {
         // Non-negative f32 bit patterns order like the values, so fetch_max keeps the highest.
-        let prev = self.reported.fetch_max(fraction.to_bits(), Ordering::Relaxed);
+        let prev = self
+            .reported
+            .fetch_max(fraction.to_bits(), Ordering::Relaxed);
         if fraction.to_bits() > prev {
             (self.progress)(fraction);
         }
@@ -119,16 +125,19 @@ impl<'a> Ctx<'a> {
         let done = AtomicUsize::new(0);
         let planned = self.passes_planned.load(Ordering::Relaxed) as f32;
         let pass = self.passes_done.load(Ordering::Relaxed) as f32;
-        out.par_chunks_mut(row_len * BAND_ROWS).enumerate().try_for_each(|(band, chunk)| {
-            self.check()?;
-            for (i, row) in chunk.chunks_mut(row_len).enumerate() {
-                f(band * BAND_ROWS + i, row);
-            }
-            let rows_done = done.fetch_add(chunk.len() / row_len, Ordering::Relaxed) + chunk.len() / row_len;
-            let within = ((pass + rows_done as f32 / height.max(1) as f32) / planned).min(1.0);
-            self.report(self.span.0 + (self.span.1 - self.span.0) * within);
-            Ok(())
-        })?;
+        out.par_chunks_mut(row_len * BAND_ROWS)
+            .enumerate()
+            .try_for_each(|(band, chunk)| {
+                self.check()?;
+                for (i, row) in chunk.chunks_mut(row_len).enumerate() {
+                    f(band * BAND_ROWS + i, row);
+                }
+                let rows_done = done.fetch_add(chunk.len() / row_len, Ordering::Relaxed)
+                    + chunk.len() / row_len;
+                let within = ((pass + rows_done as f32 / height.max(1) as f32) / planned).min(1.0);
+                self.report(self.span.0 + (self.span.1 - self.span.0) * within);
+                Ok(())
+            })?;
         self.passes_done.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

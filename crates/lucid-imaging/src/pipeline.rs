@@ -23,13 +23,25 @@ const DECODED: f32 = 0.1;
 const OPERATED: f32 = 0.9;
 
 /// Runs the job on encoded input bytes and answers the encoded output.
-pub fn process(input: &[u8], job: &Job, cancel: &Cancel, progress: Progress) -> Result<Vec<u8>, ImagingError> {
+pub fn process(
+    input: &[u8],
+    job: &Job,
+    cancel: &Cancel,
+    progress: Progress,
+) -> Result<Vec<u8>, ImagingError> {
     cancel.check()?;
     let img = codec::decode(input)?;
     progress(DECODED);
     cancel.check()?;
     let ctx = Ctx::new(cancel, progress, (DECODED, OPERATED));
-    let out = ops::run(&ctx, job.endpoint, job.model, job.settings, img, &job.placement)?;
+    let out = ops::run(
+        &ctx,
+        job.endpoint,
+        job.model,
+        job.settings,
+        img,
+        &job.placement,
+    )?;
     cancel.check()?;
     progress(OPERATED);
     let bytes = codec::encode(&out, job.format)?;
@@ -52,14 +64,30 @@ mod tests {
                 } else {
                     Placement::identity(48, 32)
                 };
-                let job = Job { endpoint, model, settings: &Settings::default(), placement, format: OutputFormat::Png };
+                let job = Job {
+                    endpoint,
+                    model,
+                    settings: &Settings::default(),
+                    placement,
+                    format: OutputFormat::Png,
+                };
                 let seen = Mutex::new(Vec::new());
-                let out = process(&input, &job, &Cancel::new(), &|f| seen.lock().unwrap().push(f)).unwrap();
+                let out = process(&input, &job, &Cancel::new(), &|f| {
+                    seen.lock().unwrap().push(f)
+                })
+                .unwrap();
                 let info = codec::probe(&out).unwrap();
-                assert_eq!((info.width, info.height), (placement.width, placement.height), "{endpoint:?} {model}");
+                assert_eq!(
+                    (info.width, info.height),
+                    (placement.width, placement.height),
+                    "{endpoint:?} {model}"
+                );
                 let seen = seen.into_inner().unwrap();
                 assert_eq!(seen.last(), Some(&1.0));
-                assert!(seen.windows(2).all(|w| w[0] <= w[1] + 0.2), "{endpoint:?} {model}: {seen:?}");
+                assert!(
+                    seen.windows(2).all(|w| w[0] <= w[1] + 0.2),
+                    "{endpoint:?} {model}: {seen:?}"
+                );
             }
         }
     }
@@ -70,8 +98,15 @@ mod tests {
         let original = codec::decode(&input).unwrap();
         for endpoint in [Endpoint::Sharpen, Endpoint::Lighting, Endpoint::Matting] {
             for model in endpoint.models() {
-                let job = Job { endpoint, model, settings: &Settings::default(), placement: Placement::identity(48, 32), format: OutputFormat::Png };
-                let out = codec::decode(&process(&input, &job, &Cancel::new(), &|_| {}).unwrap()).unwrap();
+                let job = Job {
+                    endpoint,
+                    model,
+                    settings: &Settings::default(),
+                    placement: Placement::identity(48, 32),
+                    format: OutputFormat::Png,
+                };
+                let out = codec::decode(&process(&input, &job, &Cancel::new(), &|_| {}).unwrap())
+                    .unwrap();
                 assert!(out != original, "{endpoint:?} {model} returned its input");
             }
         }
@@ -82,7 +117,16 @@ mod tests {
         let input = codec::encode_test_png(48, 32);
         let cancel = Cancel::new();
         cancel.fire();
-        let job = Job { endpoint: Endpoint::Denoise, model: "Normal", settings: &Settings::default(), placement: Placement::identity(48, 32), format: OutputFormat::Jpeg };
-        assert!(matches!(process(&input, &job, &cancel, &|_| {}), Err(ImagingError::Cancelled)));
+        let job = Job {
+            endpoint: Endpoint::Denoise,
+            model: "Normal",
+            settings: &Settings::default(),
+            placement: Placement::identity(48, 32),
+            format: OutputFormat::Jpeg,
+        };
+        assert!(matches!(
+            process(&input, &job, &cancel, &|_| {}),
+            Err(ImagingError::Cancelled)
+        ));
     }
 }

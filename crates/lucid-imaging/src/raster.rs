@@ -23,15 +23,30 @@ pub const LUMA: [f32; 3] = [0.2126, 0.7152, 0.0722];
 
 impl Raster {
     pub fn new(width: usize, height: usize, channels: usize) -> Self {
-        Raster { width, height, channels, data: vec![0.0; width * height * channels] }
+        Raster {
+            width,
+            height,
+            channels,
+            data: vec![0.0; width * height * channels],
+        }
     }
 
     pub fn from_dynamic(img: &DynamicImage) -> Self {
         let (w, h) = (img.width() as usize, img.height() as usize);
         if img.color().has_alpha() {
-            Raster { width: w, height: h, channels: 4, data: img.to_rgba32f().into_raw() }
+            Raster {
+                width: w,
+                height: h,
+                channels: 4,
+                data: img.to_rgba32f().into_raw(),
+            }
         } else {
-            Raster { width: w, height: h, channels: 3, data: img.to_rgb32f().into_raw() }
+            Raster {
+                width: w,
+                height: h,
+                channels: 3,
+                data: img.to_rgb32f().into_raw(),
+            }
         }
     }
 
@@ -44,7 +59,11 @@ impl Raster {
     }
 
     pub fn color_type(&self) -> image::ExtendedColorType {
-        if self.has_alpha() { image::ExtendedColorType::Rgba8 } else { image::ExtendedColorType::Rgb8 }
+        if self.has_alpha() {
+            image::ExtendedColorType::Rgba8
+        } else {
+            image::ExtendedColorType::Rgb8
+        }
     }
 
     pub fn to_u8(&self) -> Vec<u8> {
@@ -67,11 +86,19 @@ impl Raster {
 
     /// The luma plane.
     pub fn luma(&self) -> Vec<f32> {
-        self.data.chunks_exact(self.channels).map(|p| LUMA[0] * p[0] + LUMA[1] * p[1] + LUMA[2] * p[2]).collect()
+        self.data
+            .chunks_exact(self.channels)
+            .map(|p| LUMA[0] * p[0] + LUMA[1] * p[1] + LUMA[2] * p[2])
+            .collect()
     }
 
     /// Adds `new_luma - old_luma` to every colour channel: a luma-only change that keeps hue.
-    pub fn apply_luma_change(&mut self, ctx: &Ctx, old: &[f32], new: &[f32]) -> Result<(), ImagingError> {
+    pub fn apply_luma_change(
+        &mut self,
+        ctx: &Ctx,
+        old: &[f32],
+        new: &[f32],
+    ) -> Result<(), ImagingError> {
         let (c, w) = (self.channels, self.width);
         ctx.rows(&mut self.data, w * c, |y, row| {
             for x in 0..w {
@@ -106,7 +133,9 @@ fn to_u8(v: f32) -> u8 {
 
 fn gaussian_kernel(sigma: f32) -> Vec<f32> {
     let r = (sigma * 3.0).ceil().max(1.0) as i64;
-    let k: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let k: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
     let sum: f32 = k.iter().sum();
     k.into_iter().map(|v| v / sum).collect()
 }
@@ -150,13 +179,26 @@ pub fn convolve_separable(
 }
 
 /// Gaussian blur of an interleaved plane.
-pub fn gaussian_blur(ctx: &Ctx, src: &[f32], w: usize, h: usize, c: usize, sigma: f32) -> Result<Vec<f32>, ImagingError> {
+pub fn gaussian_blur(
+    ctx: &Ctx,
+    src: &[f32],
+    w: usize,
+    h: usize,
+    c: usize,
+    sigma: f32,
+) -> Result<Vec<f32>, ImagingError> {
     convolve_separable(ctx, src, w, h, c, &gaussian_kernel(sigma))
 }
 
 /// Unsharp mask on luma: `y + amount * (y - blur(y))` where the difference exceeds
 /// `threshold`, added equally to R, G and B so colours do not fringe.
-pub fn unsharp(ctx: &Ctx, img: &mut Raster, sigma: f32, amount: f32, threshold: f32) -> Result<(), ImagingError> {
+pub fn unsharp(
+    ctx: &Ctx,
+    img: &mut Raster,
+    sigma: f32,
+    amount: f32,
+    threshold: f32,
+) -> Result<(), ImagingError> {
     if amount <= 0.0 {
         return Ok(());
     }
@@ -168,7 +210,11 @@ pub fn unsharp(ctx: &Ctx, img: &mut Raster, sigma: f32, amount: f32, threshold: 
         .map(|(v, b)| {
             let d = v - b;
             // Soft threshold: details below it are left alone, so flat noise is not amplified.
-            let d = if d.abs() <= threshold { 0.0 } else { d - threshold * d.signum() };
+            let d = if d.abs() <= threshold {
+                0.0
+            } else {
+                d - threshold * d.signum()
+            };
             v + amount * d
         })
         .collect();
@@ -190,7 +236,11 @@ pub fn richardson_lucy(
     let flipped: Vec<(i64, i64, f32)> = psf.iter().map(|&(dx, dy, v)| (-dx, -dy, v)).collect();
     for _ in 0..iterations {
         let blurred = convolve_2d(ctx, &estimate, w, h, psf)?;
-        let ratio: Vec<f32> = observed.iter().zip(&blurred).map(|(o, b)| o / b.max(eps)).collect();
+        let ratio: Vec<f32> = observed
+            .iter()
+            .zip(&blurred)
+            .map(|(o, b)| o / b.max(eps))
+            .collect();
         let correction = convolve_2d(ctx, &ratio, w, h, &flipped)?;
         for (e, c) in estimate.iter_mut().zip(&correction) {
             // Damped update keeps noise from exploding in flat areas.
@@ -201,7 +251,13 @@ pub fn richardson_lucy(
 }
 
 /// Convolution of a single plane with a sparse kernel of weighted offsets.
-pub fn convolve_2d(ctx: &Ctx, src: &[f32], w: usize, h: usize, kernel: &[(i64, i64, f32)]) -> Result<Vec<f32>, ImagingError> {
+pub fn convolve_2d(
+    ctx: &Ctx,
+    src: &[f32],
+    w: usize,
+    h: usize,
+    kernel: &[(i64, i64, f32)],
+) -> Result<Vec<f32>, ImagingError> {
     let mut out = vec![0.0; src.len()];
     ctx.rows(&mut out, w, |y, row| {
         for &(dx, dy, kv) in kernel {
@@ -231,13 +287,25 @@ pub fn gaussian_psf(sigma: f32) -> Vec<(i64, i64, f32)> {
 
 /// Edge-preserving smoothing: a bilateral filter whose range weight compares luma, so all
 /// channels of a pixel share one weight and colours stay aligned. `sigma_r` is in 0–1 units.
-pub fn bilateral(ctx: &Ctx, img: &Raster, radius: usize, sigma_s: f32, sigma_r: f32) -> Result<Raster, ImagingError> {
+pub fn bilateral(
+    ctx: &Ctx,
+    img: &Raster,
+    radius: usize,
+    sigma_s: f32,
+    sigma_r: f32,
+) -> Result<Raster, ImagingError> {
     let (w, h, c) = (img.width, img.height, img.channels);
     let luma = img.luma();
     let r = radius as i64;
     let spatial: Vec<(i64, i64, f32)> = (-r..=r)
         .flat_map(|dy| (-r..=r).map(move |dx| (dx, dy)))
-        .map(|(dx, dy)| (dx, dy, (-((dx * dx + dy * dy) as f32) / (2.0 * sigma_s * sigma_s)).exp()))
+        .map(|(dx, dy)| {
+            (
+                dx,
+                dy,
+                (-((dx * dx + dy * dy) as f32) / (2.0 * sigma_s * sigma_s)).exp(),
+            )
+        })
         .collect();
     const LUT_SIZE: usize = 1024;
     let range_lut: Vec<f32> = (0..LUT_SIZE)
@@ -272,7 +340,13 @@ pub fn bilateral(ctx: &Ctx, img: &Raster, radius: usize, sigma_s: f32, sigma_r: 
 }
 
 /// Median of each pixel's `(2r+1)²` neighbourhood in a single plane.
-pub fn median(ctx: &Ctx, src: &[f32], w: usize, h: usize, radius: usize) -> Result<Vec<f32>, ImagingError> {
+pub fn median(
+    ctx: &Ctx,
+    src: &[f32],
+    w: usize,
+    h: usize,
+    radius: usize,
+) -> Result<Vec<f32>, ImagingError> {
     let r = radius as i64;
     let mut out = vec![0.0; src.len()];
     ctx.rows(&mut out, w, |y, row| {
@@ -302,8 +376,11 @@ pub fn noise_sigma(plane: &[f32], w: usize, h: usize) -> f32 {
     let mut sum = 0.0f64;
     for y in 1..h - 1 {
         for x in 1..w - 1 {
-            let p = |dx: i64, dy: i64| plane[(y as i64 + dy) as usize * w + (x as i64 + dx) as usize] as f64;
-            let v = p(-1, -1) - 2.0 * p(0, -1) + p(1, -1) - 2.0 * p(-1, 0) + 4.0 * p(0, 0) - 2.0 * p(1, 0)
+            let p = |dx: i64, dy: i64| {
+                plane[(y as i64 + dy) as usize * w + (x as i64 + dx) as usize] as f64
+            };
+            let v = p(-1, -1) - 2.0 * p(0, -1) + p(1, -1) - 2.0 * p(-1, 0) + 4.0 * p(0, 0)
+                - 2.0 * p(1, 0)
                 + p(-1, 1)
                 - 2.0 * p(0, 1)
                 + p(1, 1);
@@ -319,33 +396,60 @@ pub fn resample(ctx: &Ctx, img: &Raster, p: &Placement) -> Result<Raster, Imagin
     ctx.check()?;
     let (in_w, in_h) = (img.width as f64, img.height as f64);
     let (out_w, out_h) = (p.width as usize, p.height as usize);
-    if (img.width, img.height) == (out_w, out_h) && !p.is_letterboxed() && p.offset_x == 0 && p.offset_y == 0 {
+    if (img.width, img.height) == (out_w, out_h)
+        && !p.is_letterboxed()
+        && p.offset_x == 0
+        && p.offset_y == 0
+    {
         return Ok(img.clone());
     }
-    let pixel_type = if img.has_alpha() { fir::PixelType::F32x4 } else { fir::PixelType::F32x3 };
+    let pixel_type = if img.has_alpha() {
+        fir::PixelType::F32x4
+    } else {
+        fir::PixelType::F32x3
+    };
     let src_bytes: &[u8] = bytemuck::cast_slice(&img.data);
-    let src = fir::images::ImageRef::new(img.width as u32, img.height as u32, src_bytes, pixel_type)
-        .map_err(|e| ImagingError::Decode(e.to_string()))?;
+    let src =
+        fir::images::ImageRef::new(img.width as u32, img.height as u32, src_bytes, pixel_type)
+            .map_err(|e| ImagingError::Decode(e.to_string()))?;
     let (sx, sy) = (p.scaled_width as f64 / in_w, p.scaled_height as f64 / in_h);
     // Cropping happens on the source; letterboxing pastes the scaled image into the canvas.
-    let (dst_w, dst_h) = if p.is_letterboxed() { (p.scaled_width, p.scaled_height) } else { (p.width, p.height) };
-    let mut options = fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3));
+    let (dst_w, dst_h) = if p.is_letterboxed() {
+        (p.scaled_width, p.scaled_height)
+    } else {
+        (p.width, p.height)
+    };
+    let mut options = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3));
     if !p.is_letterboxed() && (p.offset_x < 0 || p.offset_y < 0) {
-        options = options.crop(-p.offset_x as f64 / sx, -p.offset_y as f64 / sy, p.width as f64 / sx, p.height as f64 / sy);
+        options = options.crop(
+            -p.offset_x as f64 / sx,
+            -p.offset_y as f64 / sy,
+            p.width as f64 / sx,
+            p.height as f64 / sy,
+        );
     }
     let mut dst = fir::images::Image::new(dst_w, dst_h, pixel_type);
-    fir::Resizer::new().resize(&src, &mut dst, &options).map_err(|e| ImagingError::Decode(e.to_string()))?;
+    fir::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| ImagingError::Decode(e.to_string()))?;
     ctx.check()?;
     let scaled: Vec<f32> = bytemuck::pod_collect_to_vec(dst.buffer());
     if !p.is_letterboxed() {
-        return Ok(Raster { width: out_w, height: out_h, channels: img.channels, data: scaled });
+        return Ok(Raster {
+            width: out_w,
+            height: out_h,
+            channels: img.channels,
+            data: scaled,
+        });
     }
     let c = img.channels;
     let mut canvas = Raster::new(out_w, out_h, c);
     let (ox, oy, sw) = (p.offset_x as usize, p.offset_y as usize, dst_w as usize);
     for y in 0..dst_h as usize {
         let dst_start = ((oy + y) * out_w + ox) * c;
-        canvas.data[dst_start..dst_start + sw * c].copy_from_slice(&scaled[y * sw * c..(y + 1) * sw * c]);
+        canvas.data[dst_start..dst_start + sw * c]
+            .copy_from_slice(&scaled[y * sw * c..(y + 1) * sw * c]);
     }
     Ok(canvas)
 }
@@ -363,7 +467,9 @@ mod tests {
     fn blur_preserves_mean_and_smooths() {
         let cancel = Cancel::new();
         let (w, h) = (40, 30);
-        let src: Vec<f32> = (0..w * h).map(|i| if (i / w + i % w) % 2 == 0 { 1.0 } else { 0.0 }).collect();
+        let src: Vec<f32> = (0..w * h)
+            .map(|i| if (i / w + i % w) % 2 == 0 { 1.0 } else { 0.0 })
+            .collect();
         let out = gaussian_blur(&ctx(&cancel), &src, w, h, 1, 2.0).unwrap();
         let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
         assert!((mean(&src) - mean(&out)).abs() < 0.01);
@@ -380,7 +486,9 @@ mod tests {
                 // Sum of 12 uniforms: approximately normal with σ = 1.
                 let s: f32 = (0..12)
                     .map(|_| {
-                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                         (state >> 40) as f32 / (1u64 << 24) as f32
                     })
                     .sum();
@@ -396,20 +504,34 @@ mod tests {
         let cancel = Cancel::new();
         cancel.fire();
         let src = vec![0.0; 64 * 64];
-        assert!(matches!(gaussian_blur(&ctx(&cancel), &src, 64, 64, 1, 1.0), Err(ImagingError::Cancelled)));
+        assert!(matches!(
+            gaussian_blur(&ctx(&cancel), &src, 64, 64, 1, 1.0),
+            Err(ImagingError::Cancelled)
+        ));
     }
 
     #[test]
     fn letterbox_pads_and_crop_fills() {
         let cancel = Cancel::new();
-        let img = Raster { width: 20, height: 10, channels: 3, data: vec![1.0; 600] };
+        let img = Raster {
+            width: 20,
+            height: 10,
+            channels: 3,
+            data: vec![1.0; 600],
+        };
         let p = Placement::compute(20, 10, Some(30), Some(30), false).unwrap();
         let out = resample(&ctx(&cancel), &img, &p).unwrap();
         assert_eq!((out.width, out.height), (30, 30));
         assert_eq!(out.data[0], 0.0, "top border is black");
-        assert!((out.data[(15 * 30 + 15) * 3] - 1.0).abs() < 1e-3, "centre is the image");
+        assert!(
+            (out.data[(15 * 30 + 15) * 3] - 1.0).abs() < 1e-3,
+            "centre is the image"
+        );
         let p = Placement::compute(20, 10, Some(30), Some(30), true).unwrap();
         let out = resample(&ctx(&cancel), &img, &p).unwrap();
-        assert!(out.data.iter().all(|v| (v - 1.0).abs() < 1e-3), "no border when cropping");
+        assert!(
+            out.data.iter().all(|v| (v - 1.0).abs() < 1e-3),
+            "no border when cropping"
+        );
     }
 }

@@ -32,31 +32,50 @@ pub struct App {
 pub async fn open_job_store(config: &Config) -> anyhow::Result<Arc<dyn JobStore>> {
     let url = config.database_url();
     if !url.starts_with("sqlite:") {
-        anyhow::bail!("unsupported --database-url {url:?}: this build supports sqlite:// databases");
+        anyhow::bail!(
+            "unsupported --database-url {url:?}: this build supports sqlite:// databases"
+        );
     }
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
-    Ok(Arc::new(SqliteStore::open(&url).await.with_context(|| format!("opening {url}"))?))
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    Ok(Arc::new(
+        SqliteStore::open(&url)
+            .await
+            .with_context(|| format!("opening {url}"))?,
+    ))
 }
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let jobs = open_job_store(&config).await?;
-        let blobs = Arc::new(LocalBlobStore::new(config.blob_dir()?).context("opening the blob folder")?);
+        let blobs =
+            Arc::new(LocalBlobStore::new(config.blob_dir()?).context("opening the blob folder")?);
         let signer = Signer::new(jobs.secret("link-signing").await?);
-        let listener = TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
         let addr = listener.local_addr()?;
-        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
         let first_key = if config.create_first_key && jobs.key_count().await? == 0 {
             Some(jobs.create_key(NewKey::all_scopes("default")).await?)
         } else {
             None
         };
         let state = AppState::new(config, jobs, blobs, signer, public_url);
-        Ok(App { state, listener, first_key })
+        Ok(App {
+            state,
+            listener,
+            first_key,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -68,8 +87,13 @@ impl App {
         self.first_key.as_deref()
     }
 
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let App { state, listener, .. } = self;
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let App {
+            state, listener, ..
+        } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let tasks = spawn_workers(&state, &stop_rx);
         let router = crate::routes::router(state.clone());
@@ -121,7 +145,10 @@ fn spawn_workers(state: &AppState, stop: &watch::Receiver<bool>) -> tokio::task:
 /// Lets running jobs finish within the grace period; the rest are stopped and go back to
 /// Pending when their lease expires.
 async fn drain(state: &AppState, mut tasks: tokio::task::JoinSet<()>) {
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
     if drained.is_err() {
         state.running.cancel_all();
     }

@@ -20,12 +20,22 @@ impl std::str::FromStr for RateLimit {
             Some((r, b)) => (r, Some(b)),
             None => (s, None),
         };
-        let n = rate.trim().trim_end_matches("/s").parse::<u32>().map_err(|_| format!("bad rate limit {s:?}; use N/s"))?;
+        let n = rate
+            .trim()
+            .trim_end_matches("/s")
+            .parse::<u32>()
+            .map_err(|_| format!("bad rate limit {s:?}; use N/s"))?;
         if n == 0 {
             return Err("rate limit must be at least 1/s".into());
         }
-        let burst = burst.map(|b| b.parse::<u32>().map_err(|_| format!("bad burst in {s:?}"))).transpose()?.unwrap_or(n);
-        Ok(RateLimit { per_second: n, burst: burst.max(1) })
+        let burst = burst
+            .map(|b| b.parse::<u32>().map_err(|_| format!("bad burst in {s:?}")))
+            .transpose()?
+            .unwrap_or(n);
+        Ok(RateLimit {
+            per_second: n,
+            burst: burst.max(1),
+        })
     }
 }
 
@@ -63,9 +73,14 @@ impl Config {
             data_dir,
             database_url: None,
             blob_url: None,
-            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             public_url: None,
-            rate_limit: RateLimit { per_second: 20, burst: 40 },
+            rate_limit: RateLimit {
+                per_second: 20,
+                burst: 40,
+            },
             max_upload_mb: 500,
             allow_private_urls: false,
             lease: Duration::from_secs(30),
@@ -75,7 +90,9 @@ impl Config {
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("lucid.db").display()))
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("lucid.db").display()))
     }
 
     pub fn blob_dir(&self) -> anyhow::Result<PathBuf> {
@@ -83,7 +100,9 @@ impl Config {
             None => Ok(self.data_dir.join("blobs")),
             Some(url) => match url.strip_prefix("file://") {
                 Some(path) => Ok(PathBuf::from(path)),
-                None => anyhow::bail!("unsupported --blob-url {url:?}: this build stores blobs in file:// folders"),
+                None => anyhow::bail!(
+                    "unsupported --blob-url {url:?}: this build stores blobs in file:// folders"
+                ),
             },
         }
     }
@@ -99,8 +118,20 @@ mod tests {
 
     #[test]
     fn rate_limit_parses() {
-        assert_eq!("20/s".parse::<RateLimit>().unwrap(), RateLimit { per_second: 20, burst: 20 });
-        assert_eq!("5/s,burst=9".parse::<RateLimit>().unwrap(), RateLimit { per_second: 5, burst: 9 });
+        assert_eq!(
+            "20/s".parse::<RateLimit>().unwrap(),
+            RateLimit {
+                per_second: 20,
+                burst: 20
+            }
+        );
+        assert_eq!(
+            "5/s,burst=9".parse::<RateLimit>().unwrap(),
+            RateLimit {
+                per_second: 5,
+                burst: 9
+            }
+        );
         assert!("0/s".parse::<RateLimit>().is_err());
         assert!("fast".parse::<RateLimit>().is_err());
     }

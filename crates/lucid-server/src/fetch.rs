@@ -70,20 +70,31 @@ async fn check_host(url: &reqwest::Url, allow_private: bool) -> Result<(), ApiEr
             .collect(),
     };
     if addrs.is_empty() || !addrs.iter().all(|ip| is_public(*ip)) {
-        return Err(ApiError::bad_request("The source URL points to a private or local address, which is not allowed."));
+        return Err(ApiError::bad_request(
+            "The source URL points to a private or local address, which is not allowed.",
+        ));
     }
     Ok(())
 }
 
 /// Downloads an image of at most `max_bytes`.
-pub async fn download(client: &reqwest::Client, url: &str, max_bytes: usize, allow_private: bool) -> Result<Bytes, ApiError> {
+pub async fn download(
+    client: &reqwest::Client,
+    url: &str,
+    max_bytes: usize,
+    allow_private: bool,
+) -> Result<Bytes, ApiError> {
     let mut url = reqwest::Url::parse(url).map_err(|_| unreachable(url))?;
     for _ in 0..=MAX_REDIRECTS {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(unreachable(url.as_str()));
         }
         check_host(&url, allow_private).await?;
-        let mut resp = client.get(url.clone()).send().await.map_err(|_| unreachable(url.as_str()))?;
+        let mut resp = client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|_| unreachable(url.as_str()))?;
         if resp.status().is_redirection() {
             let location = resp
                 .headers()
@@ -112,7 +123,9 @@ pub async fn download(client: &reqwest::Client, url: &str, max_bytes: usize, all
         }
         return Ok(Bytes::from(body));
     }
-    Err(ApiError::bad_request("The source URL redirected too many times."))
+    Err(ApiError::bad_request(
+        "The source URL redirected too many times.",
+    ))
 }
 
 #[cfg(test)]
@@ -121,7 +134,19 @@ mod tests {
 
     #[test]
     fn private_addresses_are_not_public() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "0.0.0.0", "100.64.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+            "100.64.0.1",
+        ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {

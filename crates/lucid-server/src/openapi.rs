@@ -5,29 +5,127 @@
 use lucid_core::Endpoint;
 use serde_json::{Map, Value, json};
 
-/// Every non-submit operation: method, path, operationId, summary, success status, errors.
-const OPERATIONS: &[(&str, &str, &str, &str, &str, &[u16])] = &[
-    ("get", "/image/v1/status", "getAllStatuses", "List the key's jobs, newest first", "200", &[400, 401, 403, 429, 500]),
-    ("delete", "/image/v1/status", "deleteAllStatuses", "Delete the statuses of finished jobs", "200", &[401, 403, 429, 500]),
-    ("get", "/image/v1/status/{process_id}", "getStatus", "Status of one job", "200", &[400, 401, 403, 404, 429, 500]),
-    ("delete", "/image/v1/status/{process_id}", "deleteStatus", "Delete a finished job's status", "204", &[400, 401, 403, 404, 409, 429, 500]),
-    ("get", "/image/v1/download/{process_id}", "getDownloadOutput", "Signed links to the output", "200", &[400, 401, 403, 404, 409, 429, 500]),
-    ("get", "/image/v1/download/input/{process_id}", "getDownloadInput", "Signed links to the input", "200", &[400, 401, 403, 404, 429, 500]),
-    ("delete", "/image/v1/cancel/{process_id}", "cancelTask", "Cancel a pending or processing job", "204", &[400, 401, 403, 404, 409, 429, 500]),
-    ("post", "/image/v1/estimate", "postEstimate", "Estimate duration and credits (standard models)", "200", &[400, 401, 403, 429, 500]),
-    ("post", "/image/v1/estimate-gen", "postEstimateGen", "Estimate duration and credits (generative models)", "200", &[400, 401, 403, 429, 500]),
-    ("post", "/image/v1/estimate-bulk", "postEstimateBulk", "Estimate many jobs", "200", &[400, 401, 403, 429, 500]),
-    ("get", "/account/v1/credits/balance", "getCreditBalance", "Credit balance of the key", "200", &[401, 403, 429, 500]),
+/// A non-submit operation: method, path, operationId, summary, success status, errors.
+type Operation = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [u16],
+);
+
+const OPERATIONS: &[Operation] = &[
+    (
+        "get",
+        "/image/v1/status",
+        "getAllStatuses",
+        "List the key's jobs, newest first",
+        "200",
+        &[400, 401, 403, 429, 500],
+    ),
+    (
+        "delete",
+        "/image/v1/status",
+        "deleteAllStatuses",
+        "Delete the statuses of finished jobs",
+        "200",
+        &[401, 403, 429, 500],
+    ),
+    (
+        "get",
+        "/image/v1/status/{process_id}",
+        "getStatus",
+        "Status of one job",
+        "200",
+        &[400, 401, 403, 404, 429, 500],
+    ),
+    (
+        "delete",
+        "/image/v1/status/{process_id}",
+        "deleteStatus",
+        "Delete a finished job's status",
+        "204",
+        &[400, 401, 403, 404, 409, 429, 500],
+    ),
+    (
+        "get",
+        "/image/v1/download/{process_id}",
+        "getDownloadOutput",
+        "Signed links to the output",
+        "200",
+        &[400, 401, 403, 404, 409, 429, 500],
+    ),
+    (
+        "get",
+        "/image/v1/download/input/{process_id}",
+        "getDownloadInput",
+        "Signed links to the input",
+        "200",
+        &[400, 401, 403, 404, 429, 500],
+    ),
+    (
+        "delete",
+        "/image/v1/cancel/{process_id}",
+        "cancelTask",
+        "Cancel a pending or processing job",
+        "204",
+        &[400, 401, 403, 404, 409, 429, 500],
+    ),
+    (
+        "post",
+        "/image/v1/estimate",
+        "postEstimate",
+        "Estimate duration and credits (standard models)",
+        "200",
+        &[400, 401, 403, 429, 500],
+    ),
+    (
+        "post",
+        "/image/v1/estimate-gen",
+        "postEstimateGen",
+        "Estimate duration and credits (generative models)",
+        "200",
+        &[400, 401, 403, 429, 500],
+    ),
+    (
+        "post",
+        "/image/v1/estimate-bulk",
+        "postEstimateBulk",
+        "Estimate many jobs",
+        "200",
+        &[400, 401, 403, 429, 500],
+    ),
+    (
+        "get",
+        "/account/v1/credits/balance",
+        "getCreditBalance",
+        "Credit balance of the key",
+        "200",
+        &[401, 403, 429, 500],
+    ),
 ];
 
 const SUBMIT_ERRORS: &[u16] = &[400, 401, 402, 403, 413, 415, 422, 429, 500];
 
 fn error_refs(codes: &[u16]) -> Map<String, Value> {
-    codes.iter().map(|c| (c.to_string(), json!({ "$ref": "#/components/responses/Error" }))).collect()
+    codes
+        .iter()
+        .map(|c| {
+            (
+                c.to_string(),
+                json!({ "$ref": "#/components/responses/Error" }),
+            )
+        })
+        .collect()
 }
 
 fn submit_schema(e: Endpoint) -> Value {
-    let formats: Vec<&str> = if e.png_only() { vec!["png"] } else { vec!["jpeg", "jpg", "png", "tiff", "tif"] };
+    let formats: Vec<&str> = if e.png_only() {
+        vec!["png"]
+    } else {
+        vec!["jpeg", "jpg", "png", "tiff", "tif"]
+    };
     let mut props = json!({
         "image": { "type": "string", "contentMediaType": "application/octet-stream" },
         "source_id": { "type": "string" },
@@ -72,7 +170,10 @@ fn uuid_param() -> Value {
 pub fn document() -> Value {
     let mut paths = Map::new();
     for e in Endpoint::ALL {
-        paths.insert(format!("/image/v1/{}/async", e.slug()), submit_operation(e, false));
+        paths.insert(
+            format!("/image/v1/{}/async", e.slug()),
+            submit_operation(e, false),
+        );
         if e.has_sync() {
             paths.insert(format!("/image/v1/{}", e.slug()), submit_operation(e, true));
         }

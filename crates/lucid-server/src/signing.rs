@@ -57,14 +57,34 @@ impl Signer {
     }
 
     /// A link for `method` (`GET` or `HEAD`) valid until `expires` (Unix seconds).
-    pub fn link(&self, base: &str, method: &str, kind: FileKind, id: ProcessId, expires: i64) -> String {
+    pub fn link(
+        &self,
+        base: &str,
+        method: &str,
+        kind: FileKind,
+        id: ProcessId,
+        expires: i64,
+    ) -> String {
         let sig = hex::encode(self.signature(method, kind, id, expires));
-        format!("{base}/files/{}/{id}?method={method}&expires={expires}&signature={sig}", kind.as_str())
+        format!(
+            "{base}/files/{}/{id}?method={method}&expires={expires}&signature={sig}",
+            kind.as_str()
+        )
     }
 
     /// Whether the signature matches and the link has not expired at `now`.
-    pub fn verify(&self, method: &str, kind: FileKind, id: ProcessId, expires: i64, signature: &str, now: i64) -> bool {
-        let Ok(given) = hex::decode(signature) else { return false };
+    pub fn verify(
+        &self,
+        method: &str,
+        kind: FileKind,
+        id: ProcessId,
+        expires: i64,
+        signature: &str,
+        now: i64,
+    ) -> bool {
+        let Ok(given) = hex::decode(signature) else {
+            return false;
+        };
         let expected = self.signature(method, kind, id, expires);
         bool::from(expected.ct_eq(&given)) && now <= expires
     }
@@ -81,11 +101,29 @@ mod tests {
         let link = s.link("http://h", "GET", FileKind::Output, id, 1000);
         let sig = link.rsplit_once("signature=").unwrap().1;
         assert!(s.verify("GET", FileKind::Output, id, 1000, sig, 999));
-        assert!(!s.verify("GET", FileKind::Output, id, 1000, sig, 1001), "expired");
-        assert!(!s.verify("HEAD", FileKind::Output, id, 1000, sig, 999), "other method");
-        assert!(!s.verify("GET", FileKind::Input, id, 1000, sig, 999), "other file");
-        assert!(!s.verify("GET", FileKind::Output, id, 2000, sig, 999), "other expiry");
-        assert!(!s.verify("GET", FileKind::Output, ProcessId::new(), 1000, sig, 999), "other job");
-        assert!(!Signer::new(vec![8; 32]).verify("GET", FileKind::Output, id, 1000, sig, 999), "other secret");
+        assert!(
+            !s.verify("GET", FileKind::Output, id, 1000, sig, 1001),
+            "expired"
+        );
+        assert!(
+            !s.verify("HEAD", FileKind::Output, id, 1000, sig, 999),
+            "other method"
+        );
+        assert!(
+            !s.verify("GET", FileKind::Input, id, 1000, sig, 999),
+            "other file"
+        );
+        assert!(
+            !s.verify("GET", FileKind::Output, id, 2000, sig, 999),
+            "other expiry"
+        );
+        assert!(
+            !s.verify("GET", FileKind::Output, ProcessId::new(), 1000, sig, 999),
+            "other job"
+        );
+        assert!(
+            !Signer::new(vec![8; 32]).verify("GET", FileKind::Output, id, 1000, sig, 999),
+            "other secret"
+        );
     }
 }

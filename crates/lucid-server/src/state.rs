@@ -34,7 +34,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, jobs: Arc<dyn JobStore>, blobs: Arc<dyn BlobStore>, signer: Signer, public_url: String) -> Self {
+    pub fn new(
+        config: Config,
+        jobs: Arc<dyn JobStore>,
+        blobs: Arc<dyn BlobStore>,
+        signer: Signer,
+        public_url: String,
+    ) -> Self {
         let rate = NonZeroU32::new(config.rate_limit.per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.rate_limit.burst).unwrap_or(rate);
         let (finished, _) = broadcast::channel(1024);
@@ -48,7 +54,9 @@ impl AppState {
             running: RunningJobs::default(),
             new_work: Arc::new(Notify::new()),
             finished,
-            limiter: Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))),
+            limiter: Arc::new(RateLimiter::keyed(
+                Quota::per_second(rate).allow_burst(burst),
+            )),
             draining: Arc::default(),
         }
     }
@@ -66,7 +74,10 @@ pub struct RunningJobs(Arc<Mutex<HashMap<ProcessId, Cancel>>>);
 impl RunningJobs {
     pub fn register(&self, id: ProcessId) -> Cancel {
         let token = Cancel::new();
-        self.0.lock().expect("running jobs lock").insert(id, token.clone());
+        self.0
+            .lock()
+            .expect("running jobs lock")
+            .insert(id, token.clone());
         token
     }
 

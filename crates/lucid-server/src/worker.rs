@@ -43,12 +43,17 @@ enum RunError {
 
 impl Worker {
     pub fn new(app: AppState, name: &str) -> Self {
-        Worker { app, id: format!("{name}-{}", uuid::Uuid::new_v4()) }
+        Worker {
+            app,
+            id: format!("{name}-{}", uuid::Uuid::new_v4()),
+        }
     }
 
     /// Claims and runs one job, if any is Pending.
     pub async fn tick(&self) -> Result<Tick, StoreError> {
-        let Some(job) = self.app.jobs.claim(&self.id, self.app.config.lease).await? else { return Ok(Tick::Idle) };
+        let Some(job) = self.app.jobs.claim(&self.id, self.app.config.lease).await? else {
+            return Ok(Tick::Idle);
+        };
         let id = job.id;
         let token = self.app.running.register(id);
         let result = self.execute(&job, &token).await;
@@ -57,7 +62,11 @@ impl Worker {
             Ok(bytes) => {
                 let blob = job.output_blob();
                 self.app.blobs.put(&blob, bytes).await?;
-                let finalized = self.app.jobs.finalize(id, &self.id, Outcome::Completed).await?;
+                let finalized = self
+                    .app
+                    .jobs
+                    .finalize(id, &self.id, Outcome::Completed)
+                    .await?;
                 if finalized == Finalized::LostRace {
                     // Cancelled (or re-claimed) while finishing: the output must not stay behind.
                     self.app.blobs.delete(&blob).await?;
@@ -68,7 +77,10 @@ impl Worker {
             Err(RunError::Stopped) => Finalized::LostRace,
             Err(RunError::Failed(msg)) => {
                 tracing::warn!(process_id = %id, error = %msg, "job failed");
-                self.app.jobs.finalize(id, &self.id, Outcome::Failed(msg)).await?
+                self.app
+                    .jobs
+                    .finalize(id, &self.id, Outcome::Failed(msg))
+                    .await?
             }
         };
         let _ = outcome;
@@ -104,9 +116,17 @@ impl Worker {
                     job.crop_to_fill,
                 )
                 .map_err(|e| ImagingError::Decode(e.message))?;
-                let spec = pipeline::Job { endpoint: job.endpoint, model: &job.model, settings: &settings, placement, format: job.output_format };
+                let spec = pipeline::Job {
+                    endpoint: job.endpoint,
+                    model: &job.model,
+                    settings: &settings,
+                    placement,
+                    format: job.output_format,
+                };
                 // The store shows 100 only once the output is committed.
-                process(&input, &spec, &token, &|f| progress.store((f * 100.0).min(99.0) as u8, Ordering::Relaxed))
+                process(&input, &spec, &token, &|f| {
+                    progress.store((f * 100.0).min(99.0) as u8, Ordering::Relaxed)
+                })
             })
         };
         let started = Instant::now();
@@ -144,7 +164,9 @@ impl Worker {
         };
         match result {
             Ok(Ok(bytes)) => Ok(Bytes::from(bytes)),
-            Ok(Err(ImagingError::Cancelled)) if timed_out => Err(RunError::Failed("the job ran past its time limit".into())),
+            Ok(Err(ImagingError::Cancelled)) if timed_out => {
+                Err(RunError::Failed("the job ran past its time limit".into()))
+            }
             Ok(Err(ImagingError::Cancelled)) => Err(RunError::Stopped),
             Ok(Err(e)) => Err(RunError::Failed(e.to_string())),
             Err(join) => Err(RunError::Failed(format!("the operation panicked: {join}"))),

@@ -84,8 +84,14 @@ mod tests {
     async fn put_get_size_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::new(dir.path()).unwrap();
-        store.put("outputs/a.png", Bytes::from_static(b"abc")).await.unwrap();
-        assert_eq!(store.get("outputs/a.png").await.unwrap().unwrap(), Bytes::from_static(b"abc"));
+        store
+            .put("outputs/a.png", Bytes::from_static(b"abc"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get("outputs/a.png").await.unwrap().unwrap(),
+            Bytes::from_static(b"abc")
+        );
         assert_eq!(store.size("outputs/a.png").await.unwrap(), Some(3));
         store.delete("outputs/a.png").await.unwrap();
         assert_eq!(store.get("outputs/a.png").await.unwrap(), None);

@@ -49,7 +49,11 @@ pub struct NewKey {
 
 impl NewKey {
     pub fn all_scopes(name: &str) -> Self {
-        NewKey { name: name.to_string(), scopes: Scopes::all(), credits: None }
+        NewKey {
+            name: name.to_string(),
+            scopes: Scopes::all(),
+            credits: None,
+        }
     }
 }
 
@@ -136,7 +140,12 @@ pub trait JobStore: Send + Sync {
     /// Any key's job: for workers and signed links, never for API answers.
     async fn job_any(&self, id: ProcessId) -> Result<Option<Job>, StoreError>;
     /// The key's jobs, newest first, older than `before` when given.
-    async fn list(&self, key_id: i64, before: Option<ProcessId>, limit: Option<u32>) -> Result<Vec<Job>, StoreError>;
+    async fn list(
+        &self,
+        key_id: i64,
+        before: Option<ProcessId>,
+        limit: Option<u32>,
+    ) -> Result<Vec<Job>, StoreError>;
     async fn cancel(&self, key_id: i64, id: ProcessId) -> Result<CancelOutcome, StoreError>;
     async fn delete(&self, key_id: i64, id: ProcessId) -> Result<DeleteOutcome, StoreError>;
     /// Deletes every finished job of the key and answers them (their blobs go next).
@@ -145,9 +154,20 @@ pub trait JobStore: Send + Sync {
     /// Claims the oldest Pending job for `worker` with a lease.
     async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Job>, StoreError>;
     /// Extends the lease; `false` when the job is no longer this worker's.
-    async fn renew(&self, id: ProcessId, worker: &str, lease: Duration) -> Result<bool, StoreError>;
-    async fn set_progress(&self, id: ProcessId, worker: &str, progress: u8) -> Result<bool, StoreError>;
-    async fn finalize(&self, id: ProcessId, worker: &str, outcome: Outcome) -> Result<Finalized, StoreError>;
+    async fn renew(&self, id: ProcessId, worker: &str, lease: Duration)
+    -> Result<bool, StoreError>;
+    async fn set_progress(
+        &self,
+        id: ProcessId,
+        worker: &str,
+        progress: u8,
+    ) -> Result<bool, StoreError>;
+    async fn finalize(
+        &self,
+        id: ProcessId,
+        worker: &str,
+        outcome: Outcome,
+    ) -> Result<Finalized, StoreError>;
     /// Returns jobs whose lease expired to Pending, or fails them (credits released) after
     /// `max_attempts`. Answers how many jobs moved.
     async fn expire_leases(&self, max_attempts: u32) -> Result<u64, StoreError>;
@@ -172,7 +192,10 @@ pub fn generate_key() -> String {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Bytes in, bytes out: the stores hold whole blobs.

@@ -8,14 +8,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lucid_core::key::{Balance, KeyIdentity, Scopes, UNLIMITED_CREDITS};
 use lucid_core::{Endpoint, Job, JobState, OutputFormat, ProcessId};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use sqlx::{Row, Sqlite, Transaction};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::{
-    CancelOutcome, DeleteOutcome, Finalized, JobStore, KeyInfo, NewKey, Outcome, Source, StoreError, SubmitOutcome,
-    generate_key, key_digest, now_ms,
+    CancelOutcome, DeleteOutcome, Finalized, JobStore, KeyInfo, NewKey, Outcome, Source,
+    StoreError, SubmitOutcome, generate_key, key_digest, now_ms,
 };
 
 /// Schema migrations, applied in order once each.
@@ -36,7 +39,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
         let store = SqliteStore { pool };
         store.migrate().await?;
         Ok(store)
@@ -48,10 +54,11 @@ impl SqliteStore {
             .await?;
         for (version, sql) in MIGRATIONS {
             let mut tx = self.begin().await?;
-            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM lucid_migrations WHERE version = ?")
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM lucid_migrations WHERE version = ?")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if done.is_none() {
                 sqlx::raw_sql(*sql).execute(&mut *tx).await?;
                 sqlx::query("INSERT INTO lucid_migrations (version, applied_ms) VALUES (?, ?)")
@@ -89,7 +96,8 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
         input_format: row.try_get("input_format")?,
         input_width: row.try_get::<i64, _>("input_width")? as u32,
         input_height: row.try_get::<i64, _>("input_height")? as u32,
-        output_format: OutputFormat::parse(&output_format).ok_or_else(|| corrupt("output_format"))?,
+        output_format: OutputFormat::parse(&output_format)
+            .ok_or_else(|| corrupt("output_format"))?,
         output_width: row.try_get::<i64, _>("output_width")? as u32,
         output_height: row.try_get::<i64, _>("output_height")? as u32,
         crop_to_fill: row.try_get("crop_to_fill")?,
@@ -108,9 +116,17 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
 
 fn balance_from(unlimited: bool, balance: i64, reserved: i64) -> Balance {
     if unlimited {
-        Balance { available: UNLIMITED_CREDITS - reserved, reserved, total: UNLIMITED_CREDITS }
+        Balance {
+            available: UNLIMITED_CREDITS - reserved,
+            reserved,
+            total: UNLIMITED_CREDITS,
+        }
     } else {
-        Balance { available: balance - reserved, reserved, total: balance }
+        Balance {
+            available: balance - reserved,
+            reserved,
+            total: balance,
+        }
     }
 }
 
@@ -130,17 +146,19 @@ impl JobStore for SqliteStore {
         .execute(&self.pool)
         .await;
         match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Invalid(format!("a key named '{}' already exists", key.name)))
-            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Invalid(
+                format!("a key named '{}' already exists", key.name),
+            )),
             other => other.map(|_| plain).map_err(Into::into),
         }
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyInfo>, StoreError> {
-        let rows = sqlx::query("SELECT name, scopes, unlimited, balance, reserved, revoked FROM api_keys ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT name, scopes, unlimited, balance, reserved, revoked FROM api_keys ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 let scopes: String = r.try_get("scopes")?;
@@ -165,15 +183,19 @@ impl JobStore for SqliteStore {
     }
 
     async fn key_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM api_keys").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn authenticate(&self, plain: &str) -> Result<Option<KeyIdentity>, StoreError> {
         let digest = key_digest(plain);
-        let row = sqlx::query("SELECT id, name, digest, scopes FROM api_keys WHERE digest = ? AND revoked = 0")
-            .bind(&digest)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, name, digest, scopes FROM api_keys WHERE digest = ? AND revoked = 0",
+        )
+        .bind(&digest)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let stored: String = row.try_get("digest")?;
         if !bool::from(stored.as_bytes().ct_eq(digest.as_bytes())) {
@@ -192,7 +214,11 @@ impl JobStore for SqliteStore {
             .bind(key_id)
             .fetch_one(&self.pool)
             .await?;
-        Ok(balance_from(row.try_get("unlimited")?, row.try_get("balance")?, row.try_get("reserved")?))
+        Ok(balance_from(
+            row.try_get("unlimited")?,
+            row.try_get("balance")?,
+            row.try_get("reserved")?,
+        ))
     }
 
     async fn insert_source(&self, s: &Source) -> Result<(), StoreError> {
@@ -284,20 +310,29 @@ impl JobStore for SqliteStore {
     }
 
     async fn job_any(&self, id: ProcessId) -> Result<Option<Job>, StoreError> {
-        let row = sqlx::query("SELECT * FROM jobs WHERE id = ?").bind(id.to_string()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(job_from_row).transpose()
     }
 
-    async fn list(&self, key_id: i64, before: Option<ProcessId>, limit: Option<u32>) -> Result<Vec<Job>, StoreError> {
+    async fn list(
+        &self,
+        key_id: i64,
+        before: Option<ProcessId>,
+        limit: Option<u32>,
+    ) -> Result<Vec<Job>, StoreError> {
         // UUIDv7 text order is creation order; 'g' sorts after every hex digit.
         let before = before.map(|b| b.to_string()).unwrap_or_else(|| "g".into());
         let limit = limit.map(i64::from).unwrap_or(-1);
-        let rows = sqlx::query("SELECT * FROM jobs WHERE key_id = ? AND id < ? ORDER BY id DESC LIMIT ?")
-            .bind(key_id)
-            .bind(before)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM jobs WHERE key_id = ? AND id < ? ORDER BY id DESC LIMIT ?")
+                .bind(key_id)
+                .bind(before)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(job_from_row).collect()
     }
 
@@ -322,12 +357,17 @@ impl JobStore for SqliteStore {
                 CancelOutcome::Cancelled
             }
             None => {
-                let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = ? AND key_id = ?")
-                    .bind(id.to_string())
-                    .bind(key_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if exists.is_some() { CancelOutcome::NotCancellable } else { CancelOutcome::NotFound }
+                let exists: Option<i64> =
+                    sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = ? AND key_id = ?")
+                        .bind(id.to_string())
+                        .bind(key_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if exists.is_some() {
+                    CancelOutcome::NotCancellable
+                } else {
+                    CancelOutcome::NotFound
+                }
             }
         };
         tx.commit().await?;
@@ -341,15 +381,19 @@ impl JobStore for SqliteStore {
             .bind(key_id)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(row) = row else { return Ok(DeleteOutcome::NotFound) };
+        let Some(row) = row else {
+            return Ok(DeleteOutcome::NotFound);
+        };
         let job = job_from_row(&row)?;
         if !job.state.is_terminal() {
             return Ok(DeleteOutcome::Unfinished);
         }
-        sqlx::query("DELETE FROM jobs WHERE id = ? AND state IN ('Completed', 'Failed', 'Cancelled')")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM jobs WHERE id = ? AND state IN ('Completed', 'Failed', 'Cancelled')",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(DeleteOutcome::Deleted(Box::new(job)))
     }
@@ -376,7 +420,12 @@ impl JobStore for SqliteStore {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    async fn renew(&self, id: ProcessId, worker: &str, lease: Duration) -> Result<bool, StoreError> {
+    async fn renew(
+        &self,
+        id: ProcessId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
         let r = sqlx::query("UPDATE jobs SET lease_expires_ms = ? WHERE id = ? AND state = 'Processing' AND lease_owner = ?")
             .bind(now_ms() + lease.as_millis() as i64)
             .bind(id.to_string())
@@ -386,7 +435,12 @@ impl JobStore for SqliteStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn set_progress(&self, id: ProcessId, worker: &str, progress: u8) -> Result<bool, StoreError> {
+    async fn set_progress(
+        &self,
+        id: ProcessId,
+        worker: &str,
+        progress: u8,
+    ) -> Result<bool, StoreError> {
         let r = sqlx::query(
             "UPDATE jobs SET progress = ?, modified_ms = ? WHERE id = ? AND state = 'Processing' AND lease_owner = ?",
         )
@@ -399,7 +453,12 @@ impl JobStore for SqliteStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn finalize(&self, id: ProcessId, worker: &str, outcome: Outcome) -> Result<Finalized, StoreError> {
+    async fn finalize(
+        &self,
+        id: ProcessId,
+        worker: &str,
+        outcome: Outcome,
+    ) -> Result<Finalized, StoreError> {
         let mut tx = self.begin().await?;
         let (state, error) = match &outcome {
             Outcome::Completed => ("Completed", None),
@@ -419,15 +478,23 @@ impl JobStore for SqliteStore {
         .bind(worker)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else { return Ok(Finalized::LostRace) };
+        let Some(row) = row else {
+            return Ok(Finalized::LostRace);
+        };
         let (key_id, credits): (i64, i64) = (row.try_get("key_id")?, row.try_get("credits")?);
-        let charge = if matches!(outcome, Outcome::Completed) { credits } else { 0 };
-        sqlx::query("UPDATE api_keys SET reserved = reserved - ?, balance = balance - ? WHERE id = ?")
-            .bind(credits)
-            .bind(charge)
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?;
+        let charge = if matches!(outcome, Outcome::Completed) {
+            credits
+        } else {
+            0
+        };
+        sqlx::query(
+            "UPDATE api_keys SET reserved = reserved - ?, balance = balance - ? WHERE id = ?",
+        )
+        .bind(credits)
+        .bind(charge)
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Finalized::Done)
     }
@@ -474,11 +541,18 @@ impl JobStore for SqliteStore {
 
     async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
         let fresh: [u8; 32] = rand::random();
-        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(fresh.to_vec())
-            .execute(&self.pool)
-            .await?;
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = ?").bind(name).fetch_one(&self.pool).await?)
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(fresh.to_vec())
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 }

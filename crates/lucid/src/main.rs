@@ -11,7 +11,11 @@ use lucid_server::config::RateLimit;
 use lucid_store::NewKey;
 
 #[derive(Parser)]
-#[command(name = "lucid", version, about = "Self-hosted image enhancement that speaks the Topaz Labs Image API.")]
+#[command(
+    name = "lucid",
+    version,
+    about = "Self-hosted image enhancement that speaks the Topaz Labs Image API."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -135,8 +139,11 @@ fn store_config(store: &StoreArgs) -> lucid_server::Config {
 }
 
 fn init_logs(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LUCID_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("LUCID_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -201,23 +208,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
-        KeysCommand::Create { name, scopes, credits, store } => {
+        KeysCommand::Create {
+            name,
+            scopes,
+            credits,
+            store,
+        } => {
             let scopes = Scopes::parse(&scopes).map_err(|e| anyhow::anyhow!(e.message))?;
             let credits = match credits.as_str() {
                 "unlimited" => None,
-                n => Some(n.parse::<i64>().ok().filter(|n| *n >= 0).context("--credits takes a number or 'unlimited'")?),
+                n => Some(
+                    n.parse::<i64>()
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .context("--credits takes a number or 'unlimited'")?,
+                ),
             };
             let jobs = lucid_server::app::open_job_store(&store_config(&store)).await?;
-            let key = jobs.create_key(NewKey { name, scopes, credits }).await?;
+            let key = jobs
+                .create_key(NewKey {
+                    name,
+                    scopes,
+                    credits,
+                })
+                .await?;
             println!("{key}");
         }
         KeysCommand::List { store } => {
             let jobs = lucid_server::app::open_job_store(&store_config(&store)).await?;
-            println!("{:<24} {:<28} {:>12} {:>12}  STATE", "NAME", "SCOPES", "AVAILABLE", "RESERVED");
+            println!(
+                "{:<24} {:<28} {:>12} {:>12}  STATE",
+                "NAME", "SCOPES", "AVAILABLE", "RESERVED"
+            );
             for k in jobs.list_keys().await? {
-                let available = if k.unlimited { "unlimited".to_string() } else { k.balance.available.to_string() };
+                let available = if k.unlimited {
+                    "unlimited".to_string()
+                } else {
+                    k.balance.available.to_string()
+                };
                 let state = if k.revoked { "revoked" } else { "active" };
-                println!("{:<24} {:<28} {:>12} {:>12}  {state}", k.name, k.scopes.to_string(), available, k.balance.reserved);
+                println!(
+                    "{:<24} {:<28} {:>12} {:>12}  {state}",
+                    k.name,
+                    k.scopes.to_string(),
+                    available,
+                    k.balance.reserved
+                );
             }
         }
         KeysCommand::Revoke { name, store } => {
@@ -233,10 +269,13 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
 
 fn process(args: ProcessArgs) -> anyhow::Result<()> {
     use lucid_core::request::{Fields, SubmitRequest};
-    let endpoint = lucid_core::Endpoint::from_slug(&args.endpoint).with_context(|| format!("unknown endpoint {:?}", args.endpoint))?;
+    let endpoint = lucid_core::Endpoint::from_slug(&args.endpoint)
+        .with_context(|| format!("unknown endpoint {:?}", args.endpoint))?;
     let mut fields = Fields::new();
     for kv in &args.settings {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--set takes key=value, got {kv:?}"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--set takes key=value, got {kv:?}"))?;
         fields.insert(k, v.to_string());
     }
     if let Some(model) = args.model {
@@ -247,10 +286,14 @@ fn process(args: ProcessArgs) -> anyhow::Result<()> {
     {
         fields.insert("output_format", ext.to_string());
     }
-    let req = SubmitRequest::parse(endpoint, &fields, true).map_err(|e| anyhow::anyhow!(e.message))?;
-    let input = std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let req =
+        SubmitRequest::parse(endpoint, &fields, true).map_err(|e| anyhow::anyhow!(e.message))?;
+    let input =
+        std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
     let info = lucid_imaging::codec::probe(&input)?;
-    let plan = req.plan(info.width, info.height, false).map_err(|e| anyhow::anyhow!(e.message))?;
+    let plan = req
+        .plan(info.width, info.height, false)
+        .map_err(|e| anyhow::anyhow!(e.message))?;
     let job = lucid_imaging::pipeline::Job {
         endpoint,
         model: req.model,
@@ -258,8 +301,10 @@ fn process(args: ProcessArgs) -> anyhow::Result<()> {
         placement: plan.placement,
         format: req.output_format,
     };
-    let out = lucid_imaging::pipeline::process(&input, &job, &lucid_imaging::Cancel::new(), &|_| {})?;
-    std::fs::write(&args.output, out).with_context(|| format!("writing {}", args.output.display()))?;
+    let out =
+        lucid_imaging::pipeline::process(&input, &job, &lucid_imaging::Cancel::new(), &|_| {})?;
+    std::fs::write(&args.output, out)
+        .with_context(|| format!("writing {}", args.output.display()))?;
     Ok(())
 }
 

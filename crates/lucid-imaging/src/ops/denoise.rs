@@ -21,7 +21,13 @@ pub fn run(ctx: &Ctx, model: &str, s: &Settings, img: Raster) -> Result<Raster, 
     let original = img.clone();
     let mut out = img;
     for _ in 0..passes {
-        out = bilateral(ctx, &out, radius, spatial, sigma * range_k * strength.max(0.05))?;
+        out = bilateral(
+            ctx,
+            &out,
+            radius,
+            spatial,
+            sigma * range_k * strength.max(0.05),
+        )?;
     }
     if model == "Denoise Max" || minor_deblur > 0.0 {
         unsharp(ctx, &mut out, 1.0, 0.3 + minor_deblur, sigma)?;

@@ -26,11 +26,15 @@ fn tuning(endpoint: Endpoint, model: &str, s: &Settings) -> Tuning {
         _ => (0.2, 0.3, 0.5),
     };
     // Text Refine's page names its settings differently.
-    let denoise = s.number("denoise", s.number("denoise_strength", d as f64)) as f32;
-    let fix_compression = s.number("fix_compression", s.number("decompression_strength", f as f64)) as f32;
-    let sharpen = s.number("sharpen", s.number("deblur_strength", sh as f64)) as f32;
+    let denoise = s.number("denoise", s.number("denoise_strength", d)) as f32;
+    let fix_compression = s.number("fix_compression", s.number("decompression_strength", f)) as f32;
+    let sharpen = s.number("sharpen", s.number("deblur_strength", sh)) as f32;
     let strength = s.number("strength", 1.0) as f32;
-    Tuning { denoise: denoise * strength, fix_compression: fix_compression * strength, sharpen: sharpen * strength }
+    Tuning {
+        denoise: denoise * strength,
+        fix_compression: fix_compression * strength,
+        sharpen: sharpen * strength,
+    }
 }
 
 pub fn run(
@@ -61,7 +65,8 @@ pub fn run(
     let threshold = if model == "CGI" { 0.0 } else { 0.004 };
     unsharp(ctx, &mut out, sigma, 1.6 * t.sharpen, threshold)?;
     if generative {
-        let detail = (s.number("creativity", 3.0) as f32 / 9.0 + s.number("detail", 0.5) as f32).min(1.5);
+        let detail =
+            (s.number("creativity", 3.0) as f32 / 9.0 + s.number("detail", 0.5) as f32).min(1.5);
         unsharp(ctx, &mut out, 0.7, 0.5 * detail, 0.002)?;
         unsharp(ctx, &mut out, 3.0 * scale.min(4.0), 0.35 * detail, 0.0)?;
     }

@@ -107,7 +107,11 @@ pub fn colorize(img: &mut Raster) {
     let c = img.channels;
     for p in img.data.chunks_exact_mut(c) {
         let y = (LUMA[0] * p[0] + LUMA[1] * p[1] + LUMA[2] * p[2]).clamp(0.0, 1.0);
-        let i = STOPS.iter().rposition(|(t, _)| *t <= y).unwrap_or(0).min(STOPS.len() - 2);
+        let i = STOPS
+            .iter()
+            .rposition(|(t, _)| *t <= y)
+            .unwrap_or(0)
+            .min(STOPS.len() - 2);
         let (t0, c0) = STOPS[i];
         let (t1, c1) = STOPS[i + 1];
         let f = ((y - t0) / (t1 - t0)).clamp(0.0, 1.0);
@@ -126,7 +130,14 @@ mod tests {
 
     #[test]
     fn white_balance_neutralises_a_cast() {
-        let mut img = Raster { width: 4, height: 1, channels: 3, data: vec![0.6, 0.4, 0.3, 0.3, 0.2, 0.15, 0.8, 0.55, 0.4, 0.5, 0.35, 0.25] };
+        let mut img = Raster {
+            width: 4,
+            height: 1,
+            channels: 3,
+            data: vec![
+                0.6, 0.4, 0.3, 0.3, 0.2, 0.15, 0.8, 0.55, 0.4, 0.5, 0.35, 0.25,
+            ],
+        };
         white_balance(&mut img);
         let mean = |ch: usize| img.data.iter().skip(ch).step_by(3).sum::<f32>() / 4.0;
         assert!((mean(0) - mean(2)).abs() < 0.01 && (mean(1) - mean(2)).abs() < 0.01);
@@ -134,7 +145,12 @@ mod tests {
 
     #[test]
     fn colorize_turns_grey_into_colour_with_same_luma() {
-        let mut img = Raster { width: 1, height: 1, channels: 3, data: vec![0.5, 0.5, 0.5] };
+        let mut img = Raster {
+            width: 1,
+            height: 1,
+            channels: 3,
+            data: vec![0.5, 0.5, 0.5],
+        };
         colorize(&mut img);
         let p = &img.data;
         assert!(p[0] - p[2] > 0.05, "{p:?}");

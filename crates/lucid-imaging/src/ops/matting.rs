@@ -39,16 +39,29 @@ pub fn run(ctx: &Ctx, model: &str, s: &Settings, img: Raster) -> Result<Raster, 
     }
     while let Some(i) = queue.pop_front() {
         let (x, y) = (i % w, i / w);
-        if x > 0 { seed(i - 1, &mut background, &mut queue); }
-        if x + 1 < w { seed(i + 1, &mut background, &mut queue); }
-        if y > 0 { seed(i - w, &mut background, &mut queue); }
-        if y + 1 < h { seed(i + w, &mut background, &mut queue); }
+        if x > 0 {
+            seed(i - 1, &mut background, &mut queue);
+        }
+        if x + 1 < w {
+            seed(i + 1, &mut background, &mut queue);
+        }
+        if y > 0 {
+            seed(i - w, &mut background, &mut queue);
+        }
+        if y + 1 < h {
+            seed(i + w, &mut background, &mut queue);
+        }
     }
     ctx.check()?;
-    let hard: Vec<f32> = background.iter().map(|b| if *b { 0.0 } else { 1.0 }).collect();
+    let hard: Vec<f32> = background
+        .iter()
+        .map(|b| if *b { 0.0 } else { 1.0 })
+        .collect();
     let feather = if model == "RemoveBG" { 0.7 } else { 1.2 };
     let alpha = gaussian_blur(ctx, &hard, w, h, 1, feather)?;
-    let mask_only = s.text("mode").is_some_and(|m| m.eq_ignore_ascii_case("mask") || m.eq_ignore_ascii_case("alpha"));
+    let mask_only = s
+        .text("mode")
+        .is_some_and(|m| m.eq_ignore_ascii_case("mask") || m.eq_ignore_ascii_case("alpha"));
     let mut out = Raster::new(w, h, 4);
     for (i, p) in img.data.chunks_exact(c).enumerate() {
         let o = &mut out.data[i * 4..i * 4 + 4];
@@ -93,7 +106,11 @@ fn otsu(values: &[f32]) -> f32 {
         hist[((v / max).clamp(0.0, 1.0) * (BINS - 1) as f32) as usize] += 1;
     }
     let total = values.len() as f64;
-    let sum_all: f64 = hist.iter().enumerate().map(|(i, n)| i as f64 * *n as f64).sum();
+    let sum_all: f64 = hist
+        .iter()
+        .enumerate()
+        .map(|(i, n)| i as f64 * *n as f64)
+        .sum();
     let (mut w0, mut sum0, mut best, mut best_t) = (0.0, 0.0, -1.0, 0);
     for (t, n) in hist.iter().enumerate() {
         w0 += *n as f64;
@@ -120,7 +137,12 @@ mod tests {
     #[test]
     fn red_disc_on_white_becomes_opaque_disc_on_transparent() {
         let (w, h) = (40, 40);
-        let mut img = Raster { width: w, height: h, channels: 3, data: vec![1.0; w * h * 3] };
+        let mut img = Raster {
+            width: w,
+            height: h,
+            channels: 3,
+            data: vec![1.0; w * h * 3],
+        };
         for y in 0..h {
             for x in 0..w {
                 if (x as i64 - 20).pow(2) + (y as i64 - 20).pow(2) < 100 {

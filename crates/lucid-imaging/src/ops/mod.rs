@@ -25,7 +25,9 @@ pub fn run(
     placement: &Placement,
 ) -> Result<Raster, ImagingError> {
     match endpoint {
-        Endpoint::Enhance | Endpoint::EnhanceGen | Endpoint::Tool => enhance::run(ctx, endpoint, model, settings, img, placement),
+        Endpoint::Enhance | Endpoint::EnhanceGen | Endpoint::Tool => {
+            enhance::run(ctx, endpoint, model, settings, img, placement)
+        }
         Endpoint::Sharpen | Endpoint::SharpenGen => sharpen::run(ctx, model, settings, img),
         Endpoint::Denoise | Endpoint::DenoiseGen => denoise::run(ctx, model, settings, img),
         Endpoint::RestoreGen => restore::run(ctx, model, settings, img),
@@ -37,35 +39,91 @@ pub fn run(
 /// What the model does in lucid, in one sentence.
 pub fn describe(endpoint: Endpoint, model: &str) -> &'static str {
     match (endpoint, model) {
-        (Endpoint::Enhance, "Standard V2") => "Lanczos-3 resample to the requested size with light edge-preserving denoise and deblocking before, and unsharp masking after.",
-        (Endpoint::Enhance, "Low Resolution V2") => "Like Standard V2 with stronger deblocking and denoise before the resample and stronger sharpening after, for small or compressed sources.",
-        (Endpoint::Enhance, "CGI") => "Lanczos-3 resample without denoising and with crisp, low-threshold sharpening for flat art and renders.",
-        (Endpoint::Enhance, "High Fidelity V2") => "Lanczos-3 resample with minimal smoothing and gentle sharpening, keeping the source's texture.",
-        (Endpoint::Enhance, "Text Refine") => "Lanczos-3 resample with deblocking, strong small-radius sharpening and a contrast lift for text and line art.",
-        (Endpoint::EnhanceGen, _) => "Lanczos-3 resample followed by multi-scale detail enhancement (two unsharp passes at fine and medium radii), scaled by creativity/detail.",
-        (Endpoint::Tool, _) => "Lanczos-3 resample of RGBA with premultiplied alpha (no dark fringes), up to 4x, then unsharp masking of the colour.",
-        (Endpoint::Sharpen, "Standard") => "Unsharp mask on luma (sigma 1.0, amount 0.8) with a noise threshold.",
+        (Endpoint::Enhance, "Standard V2") => {
+            "Lanczos-3 resample to the requested size with light edge-preserving denoise and deblocking before, and unsharp masking after."
+        }
+        (Endpoint::Enhance, "Low Resolution V2") => {
+            "Like Standard V2 with stronger deblocking and denoise before the resample and stronger sharpening after, for small or compressed sources."
+        }
+        (Endpoint::Enhance, "CGI") => {
+            "Lanczos-3 resample without denoising and with crisp, low-threshold sharpening for flat art and renders."
+        }
+        (Endpoint::Enhance, "High Fidelity V2") => {
+            "Lanczos-3 resample with minimal smoothing and gentle sharpening, keeping the source's texture."
+        }
+        (Endpoint::Enhance, "Text Refine") => {
+            "Lanczos-3 resample with deblocking, strong small-radius sharpening and a contrast lift for text and line art."
+        }
+        (Endpoint::EnhanceGen, _) => {
+            "Lanczos-3 resample followed by multi-scale detail enhancement (two unsharp passes at fine and medium radii), scaled by creativity/detail."
+        }
+        (Endpoint::Tool, _) => {
+            "Lanczos-3 resample of RGBA with premultiplied alpha (no dark fringes), up to 4x, then unsharp masking of the colour."
+        }
+        (Endpoint::Sharpen, "Standard") => {
+            "Unsharp mask on luma (sigma 1.0, amount 0.8) with a noise threshold."
+        }
         (Endpoint::Sharpen, "Strong") => "Unsharp mask on luma (sigma 1.2, amount 1.6).",
-        (Endpoint::Sharpen, "Natural") => "Gentle unsharp mask (sigma 0.8, amount 0.5) with a higher noise threshold.",
-        (Endpoint::Sharpen, "Wildlife") => "Fine-radius unsharp mask (sigma 0.6, amount 1.1) for fur and feathers.",
-        (Endpoint::Sharpen, "Portrait") => "Medium unsharp mask with a high threshold so skin stays smooth while edges sharpen.",
-        (Endpoint::Sharpen, "Refocus") => "Richardson-Lucy deconvolution with a Gaussian PSF (sigma 1.0, 10 iterations).",
-        (Endpoint::Sharpen, "Lens Blur") => "Richardson-Lucy deconvolution with a Gaussian PSF (sigma 1.5, 12 iterations).",
-        (Endpoint::Sharpen, "Lens Blur V2") => "Light denoise, then Richardson-Lucy deconvolution with a Gaussian PSF (sigma 2.0, 15 iterations).",
-        (Endpoint::Sharpen, "Motion Blur") => "Estimates the blur direction from the gradient structure tensor and deconvolves a line PSF along it (Richardson-Lucy).",
-        (Endpoint::SharpenGen, _) => "Richardson-Lucy deconvolution (Gaussian PSF, sigma 1.5) followed by fine unsharp masking, scaled by focus_boost.",
-        (Endpoint::Denoise, "Normal") => "Bilateral filter on luma-matched neighbours, its range set from the estimated noise level (Immerkaer).",
-        (Endpoint::Denoise, "Strong") => "Bilateral filter with a wider window and range than Normal.",
-        (Endpoint::Denoise, "Extreme") => "Two bilateral passes with wide windows for very noisy images.",
-        (Endpoint::DenoiseGen, _) => "Two bilateral passes followed by a light unsharp mask to restore edges.",
-        (Endpoint::RestoreGen, "Dust-Scratch") => "Finds specks that differ from their 5x5 median by far more than the noise level and fills them from the median.",
-        (Endpoint::RestoreGen, _) => "Like Dust-Scratch with a 7x7 window and a lower threshold, catching larger dust and thin scratches.",
-        (Endpoint::Lighting, "Adjust") => "Automatic levels (0.5th-99.5th percentile stretch of luma) and a gamma that brings mid-tones to 0.45.",
-        (Endpoint::Lighting, "Adjust V2") => "Adjust, plus local contrast (large-radius unsharp mask on luma).",
-        (Endpoint::Lighting, "White Balance") => "Gray-world white balance: per-channel gains that neutralise the average colour of the unclipped pixels.",
-        (Endpoint::Lighting, "Colorize") => "Maps each pixel's luma onto a natural duotone palette (cool shadows, warm mid-tones and highlights), keeping luma.",
-        (Endpoint::Matting, "RemoveBG") => "Background model from the border, Otsu threshold on colour distance, flood fill from the edges; background made transparent.",
-        (Endpoint::Matting, _) => "Foreground alpha matte: background colour from the border, Otsu threshold, flood fill from the edges, feathered edge; RGBA PNG (mode=mask gives the mask).",
+        (Endpoint::Sharpen, "Natural") => {
+            "Gentle unsharp mask (sigma 0.8, amount 0.5) with a higher noise threshold."
+        }
+        (Endpoint::Sharpen, "Wildlife") => {
+            "Fine-radius unsharp mask (sigma 0.6, amount 1.1) for fur and feathers."
+        }
+        (Endpoint::Sharpen, "Portrait") => {
+            "Medium unsharp mask with a high threshold so skin stays smooth while edges sharpen."
+        }
+        (Endpoint::Sharpen, "Refocus") => {
+            "Richardson-Lucy deconvolution with a Gaussian PSF (sigma 1.0, 10 iterations)."
+        }
+        (Endpoint::Sharpen, "Lens Blur") => {
+            "Richardson-Lucy deconvolution with a Gaussian PSF (sigma 1.5, 12 iterations)."
+        }
+        (Endpoint::Sharpen, "Lens Blur V2") => {
+            "Light denoise, then Richardson-Lucy deconvolution with a Gaussian PSF (sigma 2.0, 15 iterations)."
+        }
+        (Endpoint::Sharpen, "Motion Blur") => {
+            "Estimates the blur direction from the gradient structure tensor and deconvolves a line PSF along it (Richardson-Lucy)."
+        }
+        (Endpoint::SharpenGen, _) => {
+            "Richardson-Lucy deconvolution (Gaussian PSF, sigma 1.5) followed by fine unsharp masking, scaled by focus_boost."
+        }
+        (Endpoint::Denoise, "Normal") => {
+            "Bilateral filter on luma-matched neighbours, its range set from the estimated noise level (Immerkaer)."
+        }
+        (Endpoint::Denoise, "Strong") => {
+            "Bilateral filter with a wider window and range than Normal."
+        }
+        (Endpoint::Denoise, "Extreme") => {
+            "Two bilateral passes with wide windows for very noisy images."
+        }
+        (Endpoint::DenoiseGen, _) => {
+            "Two bilateral passes followed by a light unsharp mask to restore edges."
+        }
+        (Endpoint::RestoreGen, "Dust-Scratch") => {
+            "Finds specks that differ from their 5x5 median by far more than the noise level and fills them from the median."
+        }
+        (Endpoint::RestoreGen, _) => {
+            "Like Dust-Scratch with a 7x7 window and a lower threshold, catching larger dust and thin scratches."
+        }
+        (Endpoint::Lighting, "Adjust") => {
+            "Automatic levels (0.5th-99.5th percentile stretch of luma) and a gamma that brings mid-tones to 0.45."
+        }
+        (Endpoint::Lighting, "Adjust V2") => {
+            "Adjust, plus local contrast (large-radius unsharp mask on luma)."
+        }
+        (Endpoint::Lighting, "White Balance") => {
+            "Gray-world white balance: per-channel gains that neutralise the average colour of the unclipped pixels."
+        }
+        (Endpoint::Lighting, "Colorize") => {
+            "Maps each pixel's luma onto a natural duotone palette (cool shadows, warm mid-tones and highlights), keeping luma."
+        }
+        (Endpoint::Matting, "RemoveBG") => {
+            "Background model from the border, Otsu threshold on colour distance, flood fill from the edges; background made transparent."
+        }
+        (Endpoint::Matting, _) => {
+            "Foreground alpha matte: background colour from the border, Otsu threshold, flood fill from the edges, feathered edge; RGBA PNG (mode=mask gives the mask)."
+        }
         _ => "",
     }
 }

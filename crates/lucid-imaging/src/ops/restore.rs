@@ -8,14 +8,22 @@ use crate::{Ctx, ImagingError};
 
 pub fn run(ctx: &Ctx, model: &str, s: &Settings, mut img: Raster) -> Result<Raster, ImagingError> {
     let (w, h, c) = (img.width, img.height, img.channels);
-    let (radius, k) = if model == "Dust-Scratch V2" { (3, 4.0) } else { (2, 6.0) };
+    let (radius, k) = if model == "Dust-Scratch V2" {
+        (3, 4.0)
+    } else {
+        (2, 6.0)
+    };
     let sensitivity = s.number("strength", 0.5) as f32 * 2.0;
     ctx.plan_passes(2 + c);
     let y = img.luma();
     let med = median(ctx, &y, w, h, radius)?;
     let sigma = noise_sigma(&y, w, h);
     let threshold = (k * sigma + 0.06) / sensitivity.max(0.1);
-    let mut mask: Vec<bool> = y.iter().zip(&med).map(|(v, m)| (v - m).abs() > threshold).collect();
+    let mut mask: Vec<bool> = y
+        .iter()
+        .zip(&med)
+        .map(|(v, m)| (v - m).abs() > threshold)
+        .collect();
     // Grow by one pixel: speck edges are softened by the scan and must go too.
     let core = mask.clone();
     for yy in 0..h {
@@ -50,7 +58,12 @@ mod tests {
     #[test]
     fn removes_a_white_speck_from_grey() {
         let (w, h) = (32, 32);
-        let mut img = Raster { width: w, height: h, channels: 3, data: vec![0.4; w * h * 3] };
+        let mut img = Raster {
+            width: w,
+            height: h,
+            channels: 3,
+            data: vec![0.4; w * h * 3],
+        };
         for ch in 0..3 {
             img.data[(16 * w + 16) * 3 + ch] = 1.0;
         }

@@ -10,7 +10,10 @@ use crate::{Ctx, ImagingError};
 pub fn run(ctx: &Ctx, model: &str, s: &Settings, img: Raster) -> Result<Raster, ImagingError> {
     let strength = s.number("strength", 1.0) as f32 * s.number("focus_boost", 1.0) as f32;
     let opacity = s.number("opacity", 1.0) as f32;
-    let denoise = s.number("denoise_strength", if model == "Lens Blur V2" { 0.4 } else { 0.0 }) as f32;
+    let denoise = s.number(
+        "denoise_strength",
+        if model == "Lens Blur V2" { 0.4 } else { 0.0 },
+    ) as f32;
     let iterations = |base: f32| ((base * strength) as usize).max(1);
     let passes = match model {
         "Refocus" => 2 * iterations(10.0),
@@ -21,7 +24,11 @@ pub fn run(ctx: &Ctx, model: &str, s: &Settings, img: Raster) -> Result<Raster, 
     };
     ctx.plan_passes(passes + 2 + usize::from(denoise > 0.02));
     let original = img.clone();
-    let mut img = if denoise > 0.02 { bilateral(ctx, &img, 2, 1.0, 0.02 + 0.06 * denoise)? } else { img };
+    let mut img = if denoise > 0.02 {
+        bilateral(ctx, &img, 2, 1.0, 0.02 + 0.06 * denoise)?
+    } else {
+        img
+    };
     match model {
         "Refocus" => deconvolve(ctx, &mut img, &gaussian_psf(1.0), iterations(10.0))?,
         "Lens Blur" => deconvolve(ctx, &mut img, &gaussian_psf(1.5), iterations(12.0))?,
@@ -51,7 +58,12 @@ pub fn run(ctx: &Ctx, model: &str, s: &Settings, img: Raster) -> Result<Raster, 
 }
 
 /// Deconvolves luma with the PSF and carries the change into every channel.
-fn deconvolve(ctx: &Ctx, img: &mut Raster, psf: &[(i64, i64, f32)], iterations: usize) -> Result<(), ImagingError> {
+fn deconvolve(
+    ctx: &Ctx,
+    img: &mut Raster,
+    psf: &[(i64, i64, f32)],
+    iterations: usize,
+) -> Result<(), ImagingError> {
     let y = img.luma();
     let sharp = richardson_lucy(ctx, &y, img.width, img.height, psf, iterations)?;
     img.apply_luma_change(ctx, &y, &sharp)
@@ -102,7 +114,9 @@ mod tests {
         // Vertical stripes smeared horizontally keep strong vertical... construct the opposite:
         // horizontal stripes have only vertical gradients, like an image blurred along x.
         let (w, h) = (64, 64);
-        let y: Vec<f32> = (0..w * h).map(|i| if (i / w) % 8 < 4 { 1.0 } else { 0.0 }).collect();
+        let y: Vec<f32> = (0..w * h)
+            .map(|i| if (i / w) % 8 < 4 { 1.0 } else { 0.0 })
+            .collect();
         let a = blur_angle(&y, w, h);
         assert!(a.cos().abs() > 0.99, "angle {a}");
     }

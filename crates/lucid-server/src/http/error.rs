@@ -37,7 +37,11 @@ impl From<anyhow::Error> for HttpError {
 /// The error body, also used outside handlers (fallbacks, sync job failures).
 pub fn error_response(e: &ApiError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(json!({ "code": e.status, "message": e.message }))).into_response()
+    (
+        status,
+        Json(json!({ "code": e.status, "message": e.message })),
+    )
+        .into_response()
 }
 
 impl IntoResponse for HttpError {
@@ -46,7 +50,8 @@ impl IntoResponse for HttpError {
             HttpError::Api(e) => error_response(&e),
             HttpError::RateLimited(secs) => {
                 let mut resp = error_response(&ApiError::too_many_requests());
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
                 resp
             }
             HttpError::Internal(e) => {

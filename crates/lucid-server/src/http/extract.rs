@@ -53,7 +53,10 @@ fn presented_key(parts: &Parts) -> Option<&str> {
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
 }
 
@@ -61,8 +64,14 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Caller<S> {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, HttpError> {
-        let plain = presented_key(parts).filter(|k| !k.is_empty() && k.len() <= 256).ok_or_else(ApiError::unauthorized)?;
-        let key = app.jobs.authenticate(plain).await?.ok_or_else(ApiError::unauthorized)?;
+        let plain = presented_key(parts)
+            .filter(|k| !k.is_empty() && k.len() <= 256)
+            .ok_or_else(ApiError::unauthorized)?;
+        let key = app
+            .jobs
+            .authenticate(plain)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
         if let Err(not_until) = app.limiter.check_key(&key.id) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             return Err(HttpError::RateLimited(wait.as_secs_f64().ceil() as u64));
@@ -70,7 +79,10 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Caller<S> {
         if !key.scopes.contains(S::SCOPE) {
             return Err(ApiError::forbidden().into());
         }
-        Ok(Caller { key, _scope: PhantomData })
+        Ok(Caller {
+            key,
+            _scope: PhantomData,
+        })
     }
 }
 

@@ -14,7 +14,10 @@ pub fn router() -> axum::Router<AppState> {
 }
 
 /// `{available_credits, reserved_credits, total_credits}`; total = available + reserved.
-async fn balance(State(app): State<AppState>, caller: Caller<ReadScope>) -> Result<Json<Value>, HttpError> {
+async fn balance(
+    State(app): State<AppState>,
+    caller: Caller<ReadScope>,
+) -> Result<Json<Value>, HttpError> {
     let b = app.jobs.balance(caller.id()).await?;
     Ok(Json(json!({
         "available_credits": b.available,

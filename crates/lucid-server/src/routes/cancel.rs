@@ -8,7 +8,7 @@ use axum::routing::delete;
 use lucid_core::ApiError;
 use lucid_store::CancelOutcome;
 
-use crate::http::extract::{CancelScope, Caller};
+use crate::http::extract::{Caller, CancelScope};
 use crate::http::{HttpError, ProcessIdPath};
 use crate::state::AppState;
 
@@ -17,7 +17,11 @@ pub fn router() -> axum::Router<AppState> {
 }
 
 /// Spec: cancelTask. The store's conditional update decides the race with completion.
-async fn cancel(State(app): State<AppState>, caller: Caller<CancelScope>, ProcessIdPath(id): ProcessIdPath) -> Result<StatusCode, HttpError> {
+async fn cancel(
+    State(app): State<AppState>,
+    caller: Caller<CancelScope>,
+    ProcessIdPath(id): ProcessIdPath,
+) -> Result<StatusCode, HttpError> {
     match app.jobs.cancel(caller.id(), id).await? {
         CancelOutcome::Cancelled => {
             app.running.cancel(id);

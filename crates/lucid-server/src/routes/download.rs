@@ -33,8 +33,16 @@ pub fn links(app: &AppState, kind: FileKind, id: ProcessId) -> Value {
 }
 
 /// Spec: getDownloadOutput. 409 until the job is Completed.
-async fn output(State(app): State<AppState>, caller: Caller<ReadScope>, ProcessIdPath(id): ProcessIdPath) -> Result<Json<Value>, HttpError> {
-    let job = app.jobs.job(caller.id(), id).await?.ok_or_else(ApiError::process_not_found)?;
+async fn output(
+    State(app): State<AppState>,
+    caller: Caller<ReadScope>,
+    ProcessIdPath(id): ProcessIdPath,
+) -> Result<Json<Value>, HttpError> {
+    let job = app
+        .jobs
+        .job(caller.id(), id)
+        .await?
+        .ok_or_else(ApiError::process_not_found)?;
     if job.state != JobState::Completed {
         return Err(ApiError::output_not_ready().into());
     }
@@ -42,8 +50,15 @@ async fn output(State(app): State<AppState>, caller: Caller<ReadScope>, ProcessI
 }
 
 /// Spec: getDownloadInput.
-async fn input(State(app): State<AppState>, caller: Caller<ReadScope>, ProcessIdPath(id): ProcessIdPath) -> Result<Json<Value>, HttpError> {
-    app.jobs.job(caller.id(), id).await?.ok_or_else(ApiError::process_not_found)?;
+async fn input(
+    State(app): State<AppState>,
+    caller: Caller<ReadScope>,
+    ProcessIdPath(id): ProcessIdPath,
+) -> Result<Json<Value>, HttpError> {
+    app.jobs
+        .job(caller.id(), id)
+        .await?
+        .ok_or_else(ApiError::process_not_found)?;
     Ok(Json(links(&app, FileKind::Input, id)))
 }
 
@@ -55,7 +70,9 @@ struct LinkQuery {
 }
 
 fn content_type_of(format: &str) -> &'static str {
-    OutputFormat::parse(format).map(OutputFormat::content_type).unwrap_or("application/octet-stream")
+    OutputFormat::parse(format)
+        .map(OutputFormat::content_type)
+        .unwrap_or("application/octet-stream")
 }
 
 /// A signed link. Refused with 403 when altered or expired; 404 once the job is gone.
@@ -68,24 +85,50 @@ async fn file(
     let refused = || HttpError::from(ApiError::new(403, "The link is invalid or has expired."));
     let kind = FileKind::parse(&kind).ok_or_else(refused)?;
     let id = ProcessId::parse(&id).map_err(|_| refused())?;
-    let (Some(link_method), Some(expires), Some(sig)) = (q.method, q.expires, q.signature) else { return Err(refused()) };
-    if link_method != method.as_str() || !app.signer.verify(&link_method, kind, id, expires, &sig, now_ms() / 1000) {
+    let (Some(link_method), Some(expires), Some(sig)) = (q.method, q.expires, q.signature) else {
+        return Err(refused());
+    };
+    if link_method != method.as_str()
+        || !app
+            .signer
+            .verify(&link_method, kind, id, expires, &sig, now_ms() / 1000)
+    {
         return Err(refused());
     }
-    let job = app.jobs.job_any(id).await?.ok_or_else(ApiError::process_not_found)?;
+    let job = app
+        .jobs
+        .job_any(id)
+        .await?
+        .ok_or_else(ApiError::process_not_found)?;
     let (blob, content_type) = match kind {
-        FileKind::Output if job.state == JobState::Completed => (job.output_blob(), job.output_format.content_type()),
+        FileKind::Output if job.state == JobState::Completed => {
+            (job.output_blob(), job.output_format.content_type())
+        }
         FileKind::Output => return Err(ApiError::output_not_ready().into()),
-        FileKind::Input => (source_blob(job.source_id), content_type_of(&job.input_format)),
+        FileKind::Input => (
+            source_blob(job.source_id),
+            content_type_of(&job.input_format),
+        ),
     };
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=3600"),
+    );
     if method == Method::HEAD {
-        let size = app.blobs.size(&blob).await?.ok_or_else(ApiError::process_not_found)?;
+        let size = app
+            .blobs
+            .size(&blob)
+            .await?
+            .ok_or_else(ApiError::process_not_found)?;
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
         return Ok(headers.into_response());
     }
-    let bytes = app.blobs.get(&blob).await?.ok_or_else(ApiError::process_not_found)?;
+    let bytes = app
+        .blobs
+        .get(&blob)
+        .await?
+        .ok_or_else(ApiError::process_not_found)?;
     Ok((headers, bytes).into_response())
 }

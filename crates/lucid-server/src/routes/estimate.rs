@@ -22,12 +22,18 @@ pub fn router() -> axum::Router<AppState> {
 }
 
 fn is_json(req: &Request) -> bool {
-    req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("application/json"))
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"))
 }
 
 async fn json_body(req: Request, state: &AppState) -> Result<Value, HttpError> {
-    let bytes = Bytes::from_request(req, state).await.map_err(|_| ApiError::too_large())?;
-    serde_json::from_slice(&bytes).map_err(|_| ApiError::bad_request("The body is not valid JSON.").into())
+    let bytes = Bytes::from_request(req, state)
+        .await
+        .map_err(|_| ApiError::too_large())?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| ApiError::bad_request("The body is not valid JSON.").into())
 }
 
 /// Estimate fields from a JSON object or a multipart form.
@@ -47,9 +53,16 @@ impl FromRequest<AppState> for EstimateFields {
             .await
             .map_err(|_| ApiError::bad_request("The body must be JSON or multipart/form-data."))?;
         let mut fields = Fields::new();
-        while let Some(field) = multipart.next_field().await.map_err(|_| ApiError::bad_request("Malformed multipart body."))? {
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|_| ApiError::bad_request("Malformed multipart body."))?
+        {
             let name = field.name().unwrap_or_default().to_string();
-            let text = field.text().await.map_err(|_| ApiError::bad_request("Malformed multipart body."))?;
+            let text = field
+                .text()
+                .await
+                .map_err(|_| ApiError::bad_request("Malformed multipart body."))?;
             fields.insert(&name, text);
         }
         Ok(EstimateFields(fields))
@@ -61,15 +74,28 @@ fn answer(e: &EstimateRequest) -> Value {
 }
 
 /// Spec: postEstimate / postEstimateGen → `{duration, credits}`.
-async fn estimate(_caller: Caller<SubmitScope>, EstimateFields(fields): EstimateFields, generative: bool) -> Result<Json<Value>, HttpError> {
-    Ok(Json(answer(&EstimateRequest::parse(&fields, Some(generative))?)))
+async fn estimate(
+    _caller: Caller<SubmitScope>,
+    EstimateFields(fields): EstimateFields,
+    generative: bool,
+) -> Result<Json<Value>, HttpError> {
+    Ok(Json(answer(&EstimateRequest::parse(
+        &fields,
+        Some(generative),
+    )?)))
 }
 
 /// Spec: postEstimateBulk. Every item answers `{status: success, duration, credits}` or
 /// `{status: error, code, message}`; over-cap outputs use code 413 as in the spec's example.
-async fn bulk(State(app): State<AppState>, _caller: Caller<SubmitScope>, req: Request) -> Result<Json<Value>, HttpError> {
+async fn bulk(
+    State(app): State<AppState>,
+    _caller: Caller<SubmitScope>,
+    req: Request,
+) -> Result<Json<Value>, HttpError> {
     if !is_json(&req) {
-        return Err(ApiError::bad_request("The body must be a JSON array (application/json).").into());
+        return Err(
+            ApiError::bad_request("The body must be a JSON array (application/json).").into(),
+        );
     }
     let Value::Array(items) = json_body(req, &app).await? else {
         return Err(ApiError::bad_request("The body must be a JSON array.").into());
@@ -91,7 +117,11 @@ async fn bulk(State(app): State<AppState>, _caller: Caller<SubmitScope>, req: Re
                     a
                 }
                 Err(e) => {
-                    let code = if e.message.starts_with("Output image dimensions exceed") { 413 } else { e.status };
+                    let code = if e.message.starts_with("Output image dimensions exceed") {
+                        413
+                    } else {
+                        e.status
+                    };
                     json!({ "status": "error", "code": code, "message": e.message })
                 }
             }

@@ -26,9 +26,14 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(cancel::router())
         .merge(estimate::router())
         .merge(account::router())
-        .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+        .route(
+            "/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .fallback(|| async { error_response(&ApiError::route_not_found()) })
-        .method_not_allowed_fallback(|| async { error_response(&ApiError::method_not_allowed()).into_response() })
+        .method_not_allowed_fallback(|| async {
+            error_response(&ApiError::method_not_allowed()).into_response()
+        })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

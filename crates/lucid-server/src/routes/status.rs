@@ -21,7 +21,10 @@ use crate::state::AppState;
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/image/v1/status", get(list).delete(delete_all))
-        .route("/image/v1/status/{process_id}", get(status).delete(delete_one))
+        .route(
+            "/image/v1/status/{process_id}",
+            get(status).delete(delete_one),
+        )
 }
 
 /// The ETA of a job: its stored estimate while Pending, the remaining work while Processing,
@@ -30,7 +33,9 @@ fn live_eta(job: &Job) -> i64 {
     let now = now_ms() / 1000;
     match job.state {
         JobState::Pending => job.eta.max(now + job.work_secs.ceil() as i64),
-        JobState::Processing => now + (job.work_secs * (100 - job.progress) as f64 / 100.0).ceil() as i64,
+        JobState::Processing => {
+            now + (job.work_secs * (100 - job.progress) as f64 / 100.0).ceil() as i64
+        }
         _ => job.modified_ms / 1000,
     }
 }
@@ -68,8 +73,16 @@ pub fn status_body(job: &Job) -> Value {
 }
 
 /// Spec: getStatus.
-async fn status(State(app): State<AppState>, caller: Caller<ReadScope>, ProcessIdPath(id): ProcessIdPath) -> Result<Json<Value>, HttpError> {
-    let job = app.jobs.job(caller.id(), id).await?.ok_or_else(ApiError::process_not_found)?;
+async fn status(
+    State(app): State<AppState>,
+    caller: Caller<ReadScope>,
+    ProcessIdPath(id): ProcessIdPath,
+) -> Result<Json<Value>, HttpError> {
+    let job = app
+        .jobs
+        .job(caller.id(), id)
+        .await?
+        .ok_or_else(ApiError::process_not_found)?;
     Ok(Json(status_body(&job)))
 }
 
@@ -86,20 +99,37 @@ fn cursor_for(id: ProcessId) -> String {
 
 fn parse_cursor(raw: &str) -> Result<ProcessId, ApiError> {
     let invalid = || ApiError::bad_request("Invalid cursor.");
-    let bytes = STANDARD.decode(raw).or_else(|_| URL_SAFE_NO_PAD.decode(raw.trim_end_matches('='))).map_err(|_| invalid())?;
+    let bytes = STANDARD
+        .decode(raw)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(raw.trim_end_matches('=')))
+        .map_err(|_| invalid())?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    let id = v.get("process_id").and_then(Value::as_str).ok_or_else(invalid)?;
+    let id = v
+        .get("process_id")
+        .and_then(Value::as_str)
+        .ok_or_else(invalid)?;
     ProcessId::parse(id).map_err(|_| invalid())
 }
 
 /// Spec: getAllStatuses. A plain array, or `{data, pagination}` with `paginated=true`; newest
 /// first.
-async fn list(State(app): State<AppState>, caller: Caller<ReadScope>, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, HttpError> {
+async fn list(
+    State(app): State<AppState>,
+    caller: Caller<ReadScope>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, HttpError> {
     let Query(q) = query.map_err(|_| ApiError::bad_request("Invalid query parameters."))?;
-    let paginated = match q.paginated.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let paginated = match q
+        .paginated
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
-        Some(_) => return Err(ApiError::bad_request("Invalid paginated. Use true or false.").into()),
+        Some(_) => {
+            return Err(ApiError::bad_request("Invalid paginated. Use true or false.").into());
+        }
     };
     if !paginated {
         let jobs = app.jobs.list(caller.id(), None, None).await?;
@@ -107,9 +137,18 @@ async fn list(State(app): State<AppState>, caller: Caller<ReadScope>, query: Res
     }
     let limit = match q.limit.as_deref() {
         None => 50,
-        Some(raw) => raw.parse::<u32>().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| ApiError::bad_request("Invalid limit. It must be between 1 and 100."))?,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::bad_request("Invalid limit. It must be between 1 and 100."))?,
     };
-    let before = q.cursor.as_deref().filter(|c| !c.is_empty()).map(parse_cursor).transpose()?;
+    let before = q
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(parse_cursor)
+        .transpose()?;
     let mut jobs = app.jobs.list(caller.id(), before, Some(limit + 1)).await?;
     let has_next_page = jobs.len() > limit as usize;
     jobs.truncate(limit as usize);
@@ -130,7 +169,11 @@ async fn remove_outputs(app: &AppState, jobs: &[Job]) {
 }
 
 /// Spec: deleteStatus. 204; 409 while the job is unfinished.
-async fn delete_one(State(app): State<AppState>, caller: Caller<DeleteScope>, ProcessIdPath(id): ProcessIdPath) -> Result<StatusCode, HttpError> {
+async fn delete_one(
+    State(app): State<AppState>,
+    caller: Caller<DeleteScope>,
+    ProcessIdPath(id): ProcessIdPath,
+) -> Result<StatusCode, HttpError> {
     match app.jobs.delete(caller.id(), id).await? {
         DeleteOutcome::Deleted(job) => {
             remove_outputs(&app, std::slice::from_ref(&job)).await;
@@ -142,7 +185,10 @@ async fn delete_one(State(app): State<AppState>, caller: Caller<DeleteScope>, Pr
 }
 
 /// Spec: deleteAllStatuses. Deletes the finished jobs only.
-async fn delete_all(State(app): State<AppState>, caller: Caller<DeleteScope>) -> Result<Json<Value>, HttpError> {
+async fn delete_all(
+    State(app): State<AppState>,
+    caller: Caller<DeleteScope>,
+) -> Result<Json<Value>, HttpError> {
     let deleted = app.jobs.delete_finished(caller.id()).await?;
     remove_outputs(&app, &deleted).await;
     Ok(Json(json!({ "deleted_count": deleted.len() })))

@@ -62,7 +62,10 @@ impl FromRequest<AppState> for SubmitForm {
         let mut multipart = Multipart::from_request(req, state).await.map_err(|_| {
             ApiError::bad_request("The request must be multipart/form-data with an image, source_id or source_url field.")
         })?;
-        let mut form = SubmitForm { fields: Fields::new(), image: None };
+        let mut form = SubmitForm {
+            fields: Fields::new(),
+            image: None,
+        };
         let mut parts = 0;
         while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
             parts += 1;
@@ -80,8 +83,9 @@ impl FromRequest<AppState> for SubmitForm {
             if bytes.len() > MAX_TEXT_FIELD {
                 return Err(ApiError::bad_request(format!("The field {name} is too long.")).into());
             }
-            let text = String::from_utf8(bytes.to_vec())
-                .map_err(|_| ApiError::bad_request(format!("The field {name} is not UTF-8 text.")))?;
+            let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                ApiError::bad_request(format!("The field {name} is not UTF-8 text."))
+            })?;
             form.fields.insert(&name, text);
         }
         Ok(form)
@@ -101,11 +105,22 @@ fn probe(bytes: &[u8]) -> Result<lucid_imaging::codec::ImageInfo, ApiError> {
 
 /// The last path segment of a URL, as a filename.
 fn url_filename(url: &str) -> String {
-    url.split(['?', '#']).next().and_then(|p| p.rsplit('/').next()).filter(|s| !s.is_empty()).unwrap_or("image").to_string()
+    url.split(['?', '#'])
+        .next()
+        .and_then(|p| p.rsplit('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("image")
+        .to_string()
 }
 
 /// Validates, stores the source and inserts the Pending job with its credits reserved.
-async fn accept(app: &AppState, key_id: i64, endpoint: Endpoint, form: SubmitForm, sync: bool) -> Result<Job, HttpError> {
+async fn accept(
+    app: &AppState,
+    key_id: i64,
+    endpoint: Endpoint,
+    form: SubmitForm,
+    sync: bool,
+) -> Result<Job, HttpError> {
     if app.draining.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(ApiError::unavailable().into());
     }
@@ -125,13 +140,26 @@ async fn accept(app: &AppState, key_id: i64, endpoint: Endpoint, form: SubmitFor
     let (source, upload) = match &req.source {
         ImageSource::Upload => {
             let (bytes, filename) = form.image.expect("parse checked the upload");
-            let filename = filename.filter(|f| !f.is_empty()).unwrap_or_else(|| "image".into());
+            let filename = filename
+                .filter(|f| !f.is_empty())
+                .unwrap_or_else(|| "image".into());
             (new_source(&bytes, filename)?, Some(bytes))
         }
-        ImageSource::SourceId(id) => (app.jobs.source(key_id, *id).await?.ok_or_else(ApiError::source_not_found)?, None),
+        ImageSource::SourceId(id) => (
+            app.jobs
+                .source(key_id, *id)
+                .await?
+                .ok_or_else(ApiError::source_not_found)?,
+            None,
+        ),
         ImageSource::SourceUrl(url) => {
-            let bytes =
-                crate::fetch::download(&app.http, url, app.config.max_upload_bytes(), app.config.allow_private_urls).await?;
+            let bytes = crate::fetch::download(
+                &app.http,
+                url,
+                app.config.max_upload_bytes(),
+                app.config.allow_private_urls,
+            )
+            .await?;
             (new_source(&bytes, url_filename(url))?, Some(bytes))
         }
     };
@@ -181,8 +209,14 @@ async fn accept(app: &AppState, key_id: i64, endpoint: Endpoint, form: SubmitFor
 
 fn job_headers(job: &Job) -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert("x-process-id", HeaderValue::from_str(&job.id.to_string()).expect("uuid is a header value"));
-    h.insert("x-source-id", HeaderValue::from_str(&job.source_id.to_string()).expect("uuid is a header value"));
+    h.insert(
+        "x-process-id",
+        HeaderValue::from_str(&job.id.to_string()).expect("uuid is a header value"),
+    );
+    h.insert(
+        "x-source-id",
+        HeaderValue::from_str(&job.source_id.to_string()).expect("uuid is a header value"),
+    );
     h.insert("x-eta", HeaderValue::from(job.eta));
     h
 }
@@ -233,9 +267,18 @@ async fn submit_sync(
 ) -> Result<Response, HttpError> {
     let mut finished = app.finished.subscribe();
     let job = accept(&app, caller.id(), endpoint, form, true).await?;
-    let mut guard = CancelOnHangUp { app: app.clone(), key_id: caller.id(), id: job.id, armed: true };
+    let mut guard = CancelOnHangUp {
+        app: app.clone(),
+        key_id: caller.id(),
+        id: job.id,
+        armed: true,
+    };
     let done = loop {
-        let current = app.jobs.job(caller.id(), job.id).await?.ok_or_else(ApiError::process_not_found)?;
+        let current = app
+            .jobs
+            .job(caller.id(), job.id)
+            .await?
+            .ok_or_else(ApiError::process_not_found)?;
         if current.state.is_terminal() {
             break current;
         }
@@ -248,12 +291,21 @@ async fn submit_sync(
     guard.armed = false;
     match done.state {
         JobState::Completed => {
-            let bytes = app.blobs.get(&done.output_blob()).await?.ok_or_else(|| anyhow::anyhow!("output blob missing"))?;
+            let bytes = app
+                .blobs
+                .get(&done.output_blob())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("output blob missing"))?;
             let mut headers = job_headers(&done);
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(done.output_format.content_type()));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(done.output_format.content_type()),
+            );
             Ok((headers, bytes).into_response())
         }
-        JobState::Cancelled => Err(ApiError::new(409, "The process was cancelled before it completed.").into()),
+        JobState::Cancelled => {
+            Err(ApiError::new(409, "The process was cancelled before it completed.").into())
+        }
         _ => Err(ApiError::internal().into()),
     }
 }

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real router on a loopback port, spoken to over HTTP.
+
+mod helpers;
+
+mod auth;
+mod cancel;
+mod download;
+mod estimate;
+mod status;
+mod submit;

@@ -1,0 +1,158 @@
+//! Listing, pagination, deletion, credits across the job's life.
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn list_is_newest_first_and_pages_cover_everything_once() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for _ in 0..7 {
+        ids.push(app.submit_ok("lighting", png(8, 8), &[]).await);
+    }
+    ids.reverse();
+    let plain: Vec<Value> = app
+        .get_as(&app.key, "/image/v1/status")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let plain_ids: Vec<&str> = plain
+        .iter()
+        .map(|s| s["process_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(plain_ids, ids);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/image/v1/status?paginated=true&limit=3".to_string();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={}", url_encode(c)));
+        }
+        let page: Value = app.get_as(&app.key, &path).await.json().await.unwrap();
+        for s in page["data"].as_array().unwrap() {
+            seen.push(s["process_id"].as_str().unwrap().to_string());
+        }
+        if page["pagination"]["has_next_page"] == false {
+            assert!(page["pagination"].get("next_cursor").is_none());
+            break;
+        }
+        cursor = Some(
+            page["pagination"]["next_cursor"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(seen, ids);
+    for bad in ["limit=0", "limit=101", "limit=x", "cursor=%21%21"] {
+        let resp = app
+            .get_as(&app.key, &format!("/image/v1/status?paginated=true&{bad}"))
+            .await;
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn delete_status_only_removes_finished_jobs() {
+    let app = spawn_app().await;
+    let done = app.submit_ok("lighting", png(8, 8), &[]).await;
+    app.run_worker().await;
+    let pending = app.submit_ok("lighting", png(8, 8), &[]).await;
+    assert_error(
+        app.delete_as(&app.key, &format!("/image/v1/status/{pending}"))
+            .await,
+        409,
+        "The process cannot be deleted as it has not finished.",
+    )
+    .await;
+    let resp = app
+        .delete_as(&app.key, &format!("/image/v1/status/{done}"))
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_error(
+        app.get_as(&app.key, &format!("/image/v1/status/{done}"))
+            .await,
+        404,
+        "An image with the given process ID was not found.",
+    )
+    .await;
+    assert_eq!(
+        app.delete_as(&app.key, &format!("/image/v1/status/{done}"))
+            .await
+            .status(),
+        404
+    );
+    let another = app.submit_ok("lighting", png(8, 8), &[]).await;
+    app.cancel_as(&app.key, &another).await;
+    let body: Value = app
+        .delete_as(&app.key, "/image/v1/status")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["deleted_count"], 1);
+    let list: Vec<Value> = app
+        .get_as(&app.key, "/image/v1/status")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["process_id"], pending.as_str());
+}
+
+#[tokio::test]
+async fn credits_are_reserved_charged_and_released() {
+    let app = spawn_app().await;
+    let key = app.key_with("metered", "submit,read,cancel", Some(3)).await;
+    let balance = |v: Value| {
+        (
+            v["available_credits"].as_i64().unwrap(),
+            v["reserved_credits"].as_i64().unwrap(),
+            v["total_credits"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(balance(app.balance_as(&key).await), (3, 0, 3));
+    // 6000 × 4000 = 24 MP = 1 credit; 8000 × 4000 = 32 MP = 2 credits.
+    let one = app
+        .submit_as(
+            &key,
+            "/image/v1/enhance/async",
+            Some(png(60, 40)),
+            &[("output_width", "6000")],
+        )
+        .await;
+    assert_eq!(one.status(), 200);
+    let two = app
+        .submit_as(
+            &key,
+            "/image/v1/enhance/async",
+            Some(png(60, 30)),
+            &[("output_width", "8000")],
+        )
+        .await;
+    let two_id = two.json::<Value>().await.unwrap()["process_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(balance(app.balance_as(&key).await), (0, 3, 3));
+    let three = app
+        .submit_as(&key, "/image/v1/enhance/async", Some(png(60, 40)), &[])
+        .await;
+    assert_error(three, 402, "Insufficient funds.").await;
+    app.cancel_as(&key, &two_id).await;
+    assert_eq!(balance(app.balance_as(&key).await), (2, 1, 3));
+    app.run_worker().await;
+    assert_eq!(balance(app.balance_as(&key).await), (2, 0, 2));
+}
