@@ -21,6 +21,8 @@ use lucid_core::{Job, ProcessId};
 use uuid::Uuid;
 
 pub mod blob;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod sqlite;
 
 pub use blob::{BlobStore, LocalBlobStore};

@@ -1,0 +1,302 @@
+//! The behaviours every [`JobStore`] must have, as public functions over `&dyn JobStore`.
+//! Each backend's tests call all of them (see `tests/sqlite.rs`); a new backend passes the same
+//! suite. Enabled by the `conformance` feature.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lucid_core::key::Scopes;
+use lucid_core::{Endpoint, Job, JobState, OutputFormat, ProcessId};
+use uuid::Uuid;
+
+use crate::{
+    CancelOutcome, DeleteOutcome, Finalized, JobStore, NewKey, Outcome, SubmitOutcome, now_ms,
+};
+
+/// A key with `credits` (None = unlimited); answers its id.
+pub async fn key(store: &dyn JobStore, name: &str, credits: Option<i64>) -> i64 {
+    let plain = store
+        .create_key(NewKey {
+            name: name.into(),
+            scopes: Scopes::all(),
+            credits,
+        })
+        .await
+        .unwrap();
+    store.authenticate(&plain).await.unwrap().unwrap().id
+}
+
+/// A Pending job of `key_id` costing `credits`.
+pub fn job(key_id: i64, credits: i64) -> Job {
+    let now = now_ms();
+    Job {
+        id: ProcessId::new(),
+        key_id,
+        source_id: Uuid::new_v4(),
+        endpoint: Endpoint::Enhance,
+        model: "Standard V2".into(),
+        state: JobState::Pending,
+        progress: 0,
+        filename: "a.png".into(),
+        input_format: "png".into(),
+        input_width: 10,
+        input_height: 10,
+        output_format: OutputFormat::Jpeg,
+        output_width: 20,
+        output_height: 20,
+        crop_to_fill: false,
+        options_json: "{}".into(),
+        credits,
+        sync: false,
+        work_secs: 1.0,
+        eta: now / 1000 + 1,
+        created_ms: now,
+        modified_ms: now,
+        attempts: 0,
+        error: None,
+        webhook_url: None,
+    }
+}
+
+async fn submitted(store: &dyn JobStore, key_id: i64, credits: i64) -> Job {
+    let j = job(key_id, credits);
+    assert_eq!(store.submit(&j).await.unwrap(), SubmitOutcome::Accepted);
+    j
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+pub async fn keys_authenticate_and_revoke(store: &dyn JobStore) {
+    let plain = store.create_key(NewKey::all_scopes("k")).await.unwrap();
+    assert!(store.authenticate(&plain).await.unwrap().is_some());
+    assert!(store.authenticate("lucid_nope").await.unwrap().is_none());
+    assert!(
+        store.create_key(NewKey::all_scopes("k")).await.is_err(),
+        "names are unique"
+    );
+    assert!(store.revoke_key("k").await.unwrap());
+    assert!(store.authenticate(&plain).await.unwrap().is_none());
+    assert!(!store.revoke_key("k").await.unwrap());
+}
+
+pub async fn credits_are_reserved_then_charged_once(store: &dyn JobStore) {
+    let k = key(store, "credits", Some(5)).await;
+    let j = submitted(store, k, 3).await;
+    assert_eq!(
+        store.submit(&job(k, 3)).await.unwrap(),
+        SubmitOutcome::InsufficientCredits
+    );
+    let b = store.balance(k).await.unwrap();
+    assert_eq!((b.available, b.reserved, b.total), (2, 3, 5));
+    let claimed = store.claim("w", LEASE).await.unwrap().unwrap();
+    assert_eq!(claimed.id, j.id);
+    assert_eq!(
+        store.finalize(j.id, "w", Outcome::Completed).await.unwrap(),
+        Finalized::Done
+    );
+    assert_eq!(
+        store.finalize(j.id, "w", Outcome::Completed).await.unwrap(),
+        Finalized::LostRace
+    );
+    let b = store.balance(k).await.unwrap();
+    assert_eq!((b.available, b.reserved, b.total), (2, 0, 2));
+}
+
+pub async fn cancel_pending_releases_credits(store: &dyn JobStore) {
+    let k = key(store, "cancel", Some(5)).await;
+    let j = submitted(store, k, 2).await;
+    assert_eq!(
+        store.cancel(k, j.id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(
+        store.cancel(k, j.id).await.unwrap(),
+        CancelOutcome::NotCancellable
+    );
+    let b = store.balance(k).await.unwrap();
+    assert_eq!((b.available, b.reserved), (5, 0));
+    assert!(
+        store.claim("w", LEASE).await.unwrap().is_none(),
+        "a cancelled job is never claimed"
+    );
+}
+
+pub async fn cancel_then_finalize_loses(store: &dyn JobStore) {
+    let k = key(store, "cancel-first", Some(5)).await;
+    let j = submitted(store, k, 1).await;
+    store.claim("w", LEASE).await.unwrap().unwrap();
+    assert_eq!(
+        store.cancel(k, j.id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(
+        store.finalize(j.id, "w", Outcome::Completed).await.unwrap(),
+        Finalized::LostRace
+    );
+    assert_eq!(
+        store.job(k, j.id).await.unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+    assert_eq!(store.balance(k).await.unwrap().total, 5, "never charged");
+}
+
+pub async fn other_key_sees_not_found(store: &dyn JobStore) {
+    let a = key(store, "a", None).await;
+    let b = key(store, "b", None).await;
+    let j = submitted(store, a, 1).await;
+    assert!(store.job(b, j.id).await.unwrap().is_none());
+    assert_eq!(
+        store.cancel(b, j.id).await.unwrap(),
+        CancelOutcome::NotFound
+    );
+    assert_eq!(
+        store.delete(b, j.id).await.unwrap(),
+        DeleteOutcome::NotFound
+    );
+    assert!(store.list(b, None, None).await.unwrap().is_empty());
+    assert_eq!(
+        store.job(a, j.id).await.unwrap().unwrap().state,
+        JobState::Pending
+    );
+}
+
+pub async fn expired_lease_returns_to_pending_then_fails(store: &dyn JobStore) {
+    let k = key(store, "lease", Some(5)).await;
+    let j = submitted(store, k, 1).await;
+    for attempt in 1..=3 {
+        let claimed = store.claim("w", Duration::ZERO).await.unwrap().unwrap();
+        assert_eq!((claimed.id, claimed.attempts), (j.id, attempt));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(!store.renew(j.id, "other", LEASE).await.unwrap());
+        assert_eq!(store.expire_leases(3).await.unwrap(), 1);
+        let state = store.job(k, j.id).await.unwrap().unwrap().state;
+        assert_eq!(
+            state,
+            if attempt < 3 {
+                JobState::Pending
+            } else {
+                JobState::Failed
+            }
+        );
+    }
+    assert_eq!(
+        store.finalize(j.id, "w", Outcome::Completed).await.unwrap(),
+        Finalized::LostRace
+    );
+    let b = store.balance(k).await.unwrap();
+    assert_eq!((b.reserved, b.total), (0, 5), "a failed job is not charged");
+}
+
+pub async fn list_is_newest_first_with_cursor(store: &dyn JobStore) {
+    let k = key(store, "list", None).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(submitted(store, k, 1).await.id);
+    }
+    ids.reverse();
+    let all: Vec<ProcessId> = store
+        .list(k, None, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(all, ids);
+    let page: Vec<ProcessId> = store
+        .list(k, Some(ids[1]), Some(2))
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(page, ids[2..4]);
+}
+
+pub async fn delete_needs_a_finished_job(store: &dyn JobStore) {
+    let k = key(store, "delete", None).await;
+    let j = submitted(store, k, 1).await;
+    assert_eq!(
+        store.delete(k, j.id).await.unwrap(),
+        DeleteOutcome::Unfinished
+    );
+    store.cancel(k, j.id).await.unwrap();
+    assert!(matches!(
+        store.delete(k, j.id).await.unwrap(),
+        DeleteOutcome::Deleted(_)
+    ));
+    let pending = submitted(store, k, 1).await;
+    assert!(store.delete_finished(k).await.unwrap().is_empty());
+    assert!(store.job(k, pending.id).await.unwrap().is_some());
+}
+
+/// Cancel and finalize issued together, many times: exactly one wins each time, and the
+/// credits match the winners.
+pub async fn cancel_races_finalize(store: Arc<dyn JobStore>) {
+    let k = key(&*store, "race", Some(1_000)).await;
+    let (mut cancelled, mut completed) = (0, 0);
+    for _ in 0..300 {
+        let j = submitted(&*store, k, 1).await;
+        store.claim("w", LEASE).await.unwrap().unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let (s1, s2, b1, b2) = (
+            store.clone(),
+            store.clone(),
+            barrier.clone(),
+            barrier.clone(),
+        );
+        let cancel = tokio::spawn(async move {
+            b1.wait().await;
+            s1.cancel(k, j.id).await.unwrap()
+        });
+        let finalize = tokio::spawn(async move {
+            b2.wait().await;
+            s2.finalize(j.id, "w", Outcome::Completed).await.unwrap()
+        });
+        let (c, f) = (cancel.await.unwrap(), finalize.await.unwrap());
+        let state = store.job(k, j.id).await.unwrap().unwrap().state;
+        match (c, f) {
+            (CancelOutcome::Cancelled, Finalized::LostRace) => {
+                assert_eq!(state, JobState::Cancelled);
+                cancelled += 1;
+            }
+            (CancelOutcome::NotCancellable, Finalized::Done) => {
+                assert_eq!(state, JobState::Completed);
+                completed += 1;
+            }
+            other => panic!("inconsistent race outcome {other:?}"),
+        }
+    }
+    let b = store.balance(k).await.unwrap();
+    assert_eq!(
+        (b.reserved, b.total),
+        (0, 1_000 - completed),
+        "charged exactly the completed jobs"
+    );
+    assert_eq!(cancelled + completed, 300);
+}
+
+/// Emits one `#[tokio::test]` per conformance function for a backend built by `$make`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            keys_authenticate_and_revoke, credits_are_reserved_then_charged_once,
+            cancel_pending_releases_credits, cancel_then_finalize_loses, other_key_sees_not_found,
+            expired_lease_returns_to_pending_then_fails, list_is_newest_first_with_cursor,
+            delete_needs_a_finished_job);
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn cancel_races_finalize() {
+            let (store, _guard) = $make.await;
+            $crate::conformance::cancel_races_finalize(store).await;
+        }
+    };
+    (@each $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (store, _guard) = $make.await;
+                $crate::conformance::$name(&*store).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,202 @@
+//! The binary's command-line contract (DESIGN.md): `keys` prints only what it promises,
+//! `serve` answers on the address it is given and exits 0 on SIGTERM, `process` runs offline.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn lucid() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lucid"));
+    cmd.env("LUCID_LOG", "warn");
+    cmd
+}
+
+fn is_key(s: &str) -> bool {
+    s.len() == 70 && s.starts_with("lucid_") && s[6..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
+fn keys(dir: &Path, args: &[&str]) -> std::process::Output {
+    lucid()
+        .arg("keys")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn keys_create_prints_only_the_key_and_list_never_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = keys(
+        dir.path(),
+        &[
+            "create",
+            "--name",
+            "ci",
+            "--scopes",
+            "read,submit",
+            "--credits",
+            "25",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1);
+    let key = stdout.trim();
+    assert!(is_key(key), "{stdout:?}");
+    let list = String::from_utf8(keys(dir.path(), &["list"]).stdout).unwrap();
+    assert!(
+        list.contains("ci") && list.contains("submit,read") && list.contains("25"),
+        "{list}"
+    );
+    assert!(!list.contains(key));
+    assert!(
+        !keys(dir.path(), &["create", "--name", "ci"])
+            .status
+            .success(),
+        "duplicate names are refused"
+    );
+    assert!(keys(dir.path(), &["revoke", "ci"]).status.success());
+    assert!(
+        String::from_utf8(keys(dir.path(), &["list"]).stdout)
+            .unwrap()
+            .contains("revoked")
+    );
+    assert!(!keys(dir.path(), &["revoke", "ci"]).status.success());
+    assert!(
+        !keys(dir.path(), &["create", "--name", "x", "--scopes", "admin"])
+            .status
+            .success()
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn serve_creates_a_key_serves_jobs_and_exits_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = lucid()
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--workers",
+            "1",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let key = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(is_key(&key), "{line:?}");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(lucid_imaging::codec::encode_test_png(32, 16))
+                .file_name("a.png"),
+        )
+        .text("output_width", "64");
+    let resp = client
+        .post(format!("{base}/image/v1/enhance/async"))
+        .header("X-API-Key", &key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = resp.json::<serde_json::Value>().await.unwrap()["process_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    loop {
+        let s: serde_json::Value = client
+            .get(format!("{base}/image/v1/status/{id}"))
+            .header("X-API-Key", &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if s["status"] == "Completed" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    // A second start finds the key and creates none.
+    let out = lucid()
+        .args(["keys", "list", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().lines().count(),
+        2,
+        "header and the one key"
+    );
+}
+
+#[test]
+fn process_runs_a_job_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.png");
+    let output = dir.path().join("out.jpg");
+    std::fs::write(&input, lucid_imaging::codec::encode_test_png(40, 20)).unwrap();
+    let out = lucid()
+        .args([
+            "process",
+            "--endpoint",
+            "enhance",
+            "--model",
+            "CGI",
+            "--set",
+            "output_width=80",
+        ])
+        .args([&input, &output])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = lucid_imaging::codec::probe(&std::fs::read(&output).unwrap()).unwrap();
+    assert_eq!((info.format, info.width, info.height), ("jpeg", 80, 40));
+    let bad = lucid()
+        .args(["process", "--endpoint", "enhance", "--model", "Nope"])
+        .args([&input, &output])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
