@@ -6,7 +6,11 @@ fn main() {
     println!("|---|---|---|");
     for e in lucid_core::Endpoint::ALL {
         for m in e.models() {
-            println!("| `{}` | `{m}` | {} |", e.slug(), lucid_imaging::ops::describe(e, m));
+            println!(
+                "| `{}` | `{m}` | {} |",
+                e.slug(),
+                lucid_imaging::ops::describe(e, m)
+            );
         }
     }
 }
