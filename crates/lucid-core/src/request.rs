@@ -34,6 +34,11 @@ impl Fields {
         self.0.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
     }
 
+    /// Every field, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Builds fields from a JSON object (the estimate endpoints accept JSON); scalars become
     /// their string form, as they would arrive in a form.
     pub fn from_json(obj: &Map<String, Value>) -> Self {

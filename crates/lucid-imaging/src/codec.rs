@@ -10,6 +10,9 @@ use lucid_core::geometry::MAX_SIDE;
 use crate::ImagingError;
 use crate::raster::Raster;
 
+/// JPEG quality of every JPEG lucid writes.
+pub const JPEG_QUALITY: u8 = 92;
+
 /// Largest input lucid decodes, in pixels (the spec's 512 MP input cap).
 pub const MAX_INPUT_PIXELS: u64 = 512_000_000;
 

@@ -95,7 +95,7 @@ impl App {
             state, listener, ..
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let tasks = spawn_workers(&state, &stop_rx);
+        let tasks = spawn_background(&state, &stop_rx);
         let router = crate::routes::router(state.clone());
         let draining = state.draining.clone();
         let (signal_tx, mut signal_rx) = watch::channel(false);
@@ -122,10 +122,10 @@ impl App {
 }
 
 impl App {
-    /// A worker-only node: the workers and the lease reaper, no HTTP.
+    /// A worker-only node: the workers, the lease reaper and the webhook sender, no HTTP.
     pub async fn run_workers(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let tasks = spawn_workers(&self.state, &stop_rx);
+        let tasks = spawn_background(&self.state, &stop_rx);
         shutdown.await;
         let _ = stop_tx.send(true);
         drain(&self.state, tasks).await;
@@ -133,12 +133,13 @@ impl App {
     }
 }
 
-fn spawn_workers(state: &AppState, stop: &watch::Receiver<bool>) -> tokio::task::JoinSet<()> {
+fn spawn_background(state: &AppState, stop: &watch::Receiver<bool>) -> tokio::task::JoinSet<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..state.config.workers {
         tasks.spawn(Worker::new(state.clone(), &format!("worker{n}")).run(stop.clone()));
     }
     tasks.spawn(reap_expired_leases(state.clone(), stop.clone()));
+    tasks.spawn(crate::webhook::run_sender(state.clone(), stop.clone()));
     tasks
 }
 

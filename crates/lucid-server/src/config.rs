@@ -63,6 +63,8 @@ pub struct Config {
     pub job_timeout: Duration,
     /// When no key exists at start, create one with every scope and print it.
     pub create_first_key: bool,
+    /// First webhook retry delay; later ones double (spec: 5 s).
+    pub webhook_base_delay: Duration,
 }
 
 impl Config {
@@ -86,6 +88,7 @@ impl Config {
             lease: Duration::from_secs(30),
             job_timeout: Duration::from_secs(90 * 60),
             create_first_key: true,
+            webhook_base_delay: Duration::from_secs(5),
         }
     }
 

@@ -51,7 +51,17 @@ pub fn is_public(ip: IpAddr) -> bool {
 }
 
 fn unreachable(url: &str) -> ApiError {
-    ApiError::bad_request(format!("The source URL could not be downloaded: {url}"))
+    ApiError::bad_request(format!("The URL could not be reached: {url}"))
+}
+
+/// Refuses URLs that are not http(s) or whose host resolves to a non-public address (unless
+/// `allow_private`). Used for `source_url` and `webhook_url`.
+pub async fn check_url(url: &str, allow_private: bool) -> Result<(), ApiError> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| unreachable(url))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(unreachable(url));
+    }
+    check_host(&parsed, allow_private).await
 }
 
 async fn check_host(url: &reqwest::Url, allow_private: bool) -> Result<(), ApiError> {

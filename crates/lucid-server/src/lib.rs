@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod routes;
 pub mod signing;
 pub mod state;
+pub mod webhook;
 pub mod worker;
 
 pub use app::App;

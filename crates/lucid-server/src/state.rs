@@ -25,8 +25,9 @@ pub struct AppState {
     pub running: RunningJobs,
     /// Wakes idle workers when a job is submitted.
     pub new_work: Arc<Notify>,
-    /// Every job that reached a terminal state in this process (sync waiters listen).
-    pub finished: broadcast::Sender<ProcessId>,
+    /// Every job whose status changed in this process (sync requests, long polls, event
+    /// streams and the webhook sender listen; they also re-read the store on a timer).
+    pub changes: broadcast::Sender<ProcessId>,
     pub limiter: Arc<DefaultKeyedRateLimiter<i64>>,
     pub http: reqwest::Client,
     /// Set once shutdown starts: new work is refused with 503.
@@ -43,7 +44,7 @@ impl AppState {
     ) -> Self {
         let rate = NonZeroU32::new(config.rate_limit.per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.rate_limit.burst).unwrap_or(rate);
-        let (finished, _) = broadcast::channel(1024);
+        let (changes, _) = broadcast::channel(1024);
         AppState {
             http: crate::fetch::client(),
             config: Arc::new(config),
@@ -53,7 +54,7 @@ impl AppState {
             public_url: public_url.trim_end_matches('/').into(),
             running: RunningJobs::default(),
             new_work: Arc::new(Notify::new()),
-            finished,
+            changes,
             limiter: Arc::new(RateLimiter::keyed(
                 Quota::per_second(rate).allow_burst(burst),
             )),
@@ -61,9 +62,9 @@ impl AppState {
         }
     }
 
-    /// Tells sync waiters that a job reached a terminal state.
-    pub fn announce_finished(&self, id: ProcessId) {
-        let _ = self.finished.send(id);
+    /// Tells waiters that a job's status changed.
+    pub fn announce_change(&self, id: ProcessId) {
+        let _ = self.changes.send(id);
     }
 }
 

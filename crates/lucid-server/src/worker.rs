@@ -55,6 +55,7 @@ impl Worker {
             return Ok(Tick::Idle);
         };
         let id = job.id;
+        self.app.announce_change(id);
         let token = self.app.running.register(id);
         let result = self.execute(&job, &token).await;
         self.app.running.remove(id);
@@ -84,7 +85,7 @@ impl Worker {
             }
         };
         let _ = outcome;
-        self.app.announce_finished(id);
+        self.app.announce_change(id);
         Ok(Tick::Ran(id))
     }
 
@@ -142,6 +143,7 @@ impl Worker {
                     let now = progress.load(Ordering::Relaxed);
                     let keep = if now != saved {
                         saved = now;
+                        self.app.announce_change(job.id);
                         self.app.jobs.set_progress(job.id, &self.id, now).await
                     } else if last_renew.elapsed() >= renew_every {
                         last_renew = Instant::now();

@@ -10,7 +10,8 @@ use lucid_core::{Endpoint, Job, JobState, OutputFormat, ProcessId};
 use uuid::Uuid;
 
 use crate::{
-    CancelOutcome, DeleteOutcome, Finalized, JobStore, NewKey, Outcome, SubmitOutcome, now_ms,
+    CancelOutcome, DeleteOutcome, Delivery, Finalized, Idempotency, JobStore, ListFilter, NewKey,
+    Outcome, SubmitOutcome, now_ms,
 };
 
 /// A key with `credits` (None = unlimited); answers its id.
@@ -60,7 +61,10 @@ pub fn job(key_id: i64, credits: i64) -> Job {
 
 async fn submitted(store: &dyn JobStore, key_id: i64, credits: i64) -> Job {
     let j = job(key_id, credits);
-    assert_eq!(store.submit(&j).await.unwrap(), SubmitOutcome::Accepted);
+    assert_eq!(
+        store.submit(&j, None).await.unwrap(),
+        SubmitOutcome::Accepted
+    );
     j
 }
 
@@ -83,7 +87,7 @@ pub async fn credits_are_reserved_then_charged_once(store: &dyn JobStore) {
     let k = key(store, "credits", Some(5)).await;
     let j = submitted(store, k, 3).await;
     assert_eq!(
-        store.submit(&job(k, 3)).await.unwrap(),
+        store.submit(&job(k, 3), None).await.unwrap(),
         SubmitOutcome::InsufficientCredits
     );
     let b = store.balance(k).await.unwrap();
@@ -153,7 +157,13 @@ pub async fn other_key_sees_not_found(store: &dyn JobStore) {
         store.delete(b, j.id).await.unwrap(),
         DeleteOutcome::NotFound
     );
-    assert!(store.list(b, None, None).await.unwrap().is_empty());
+    assert!(
+        store
+            .list(b, &ListFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         store.job(a, j.id).await.unwrap().unwrap().state,
         JobState::Pending
@@ -195,7 +205,7 @@ pub async fn list_is_newest_first_with_cursor(store: &dyn JobStore) {
     }
     ids.reverse();
     let all: Vec<ProcessId> = store
-        .list(k, None, None)
+        .list(k, &ListFilter::default())
         .await
         .unwrap()
         .iter()
@@ -203,7 +213,14 @@ pub async fn list_is_newest_first_with_cursor(store: &dyn JobStore) {
         .collect();
     assert_eq!(all, ids);
     let page: Vec<ProcessId> = store
-        .list(k, Some(ids[1]), Some(2))
+        .list(
+            k,
+            &ListFilter {
+                before: Some(ids[1]),
+                limit: Some(2),
+                ..ListFilter::default()
+            },
+        )
         .await
         .unwrap()
         .iter()
@@ -227,6 +244,188 @@ pub async fn delete_needs_a_finished_job(store: &dyn JobStore) {
     let pending = submitted(store, k, 1).await;
     assert!(store.delete_finished(k).await.unwrap().is_empty());
     assert!(store.job(k, pending.id).await.unwrap().is_some());
+}
+
+pub async fn list_filters_combine(store: &dyn JobStore) {
+    let k = key(store, "filters", None).await;
+    let a = submitted(store, k, 1).await;
+    let mut other_model = job(k, 1);
+    other_model.model = "CGI".into();
+    store.submit(&other_model, None).await.unwrap();
+    store.cancel(k, a.id).await.unwrap();
+    let ids = |f: ListFilter| async move {
+        store
+            .list(k, &f)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(ListFilter {
+            state: Some(JobState::Cancelled),
+            ..Default::default()
+        })
+        .await,
+        vec![a.id]
+    );
+    assert_eq!(
+        ids(ListFilter {
+            model: Some("CGI".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![other_model.id]
+    );
+    let t = other_model.created_ms;
+    assert_eq!(
+        ids(ListFilter {
+            created_before_ms: Some(t),
+            ..Default::default()
+        })
+        .await,
+        vec![a.id]
+    );
+    assert_eq!(
+        ids(ListFilter {
+            created_after_ms: Some(t + 1),
+            ..Default::default()
+        })
+        .await,
+        vec![]
+    );
+    assert_eq!(
+        ids(ListFilter {
+            state: Some(JobState::Pending),
+            model: Some("Standard V2".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![]
+    );
+}
+
+pub async fn idempotent_submit_replays_or_conflicts(store: &dyn JobStore) {
+    let k = key(store, "idem", Some(10)).await;
+    let idem = Idempotency {
+        key: "abc".into(),
+        request_hash: "h1".into(),
+    };
+    let first = job(k, 2);
+    assert_eq!(
+        store.submit(&first, Some(&idem)).await.unwrap(),
+        SubmitOutcome::Accepted
+    );
+    match store.submit(&job(k, 2), Some(&idem)).await.unwrap() {
+        SubmitOutcome::Replay(j) => assert_eq!(j.id, first.id),
+        other => panic!("{other:?}"),
+    }
+    let other = Idempotency {
+        key: "abc".into(),
+        request_hash: "h2".into(),
+    };
+    assert_eq!(
+        store.submit(&job(k, 2), Some(&other)).await.unwrap(),
+        SubmitOutcome::IdempotencyConflict
+    );
+    assert_eq!(
+        store.balance(k).await.unwrap().reserved,
+        2,
+        "one job, one reservation"
+    );
+    assert_eq!(
+        store.list(k, &ListFilter::default()).await.unwrap().len(),
+        1
+    );
+}
+
+pub async fn outbox_delivers_a_jobs_notifications_in_order(store: &dyn JobStore) {
+    let k = key(store, "hooks", None).await;
+    let mut j = job(k, 1);
+    j.webhook_url = Some("http://example.com/hook".into());
+    store.submit(&j, None).await.unwrap();
+    store.claim("w", LEASE).await.unwrap().unwrap();
+    store.finalize(j.id, "w", Outcome::Completed).await.unwrap();
+    let silent = job(k, 1);
+    store.submit(&silent, None).await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let due = store.claim_notifications(10, LEASE).await.unwrap();
+        assert!(
+            due.len() <= 1,
+            "one job's notifications are due one at a time"
+        );
+        let Some(n) = due.into_iter().next() else {
+            break;
+        };
+        assert_eq!(n.process_id, j.id);
+        assert!(
+            store
+                .claim_notifications(10, LEASE)
+                .await
+                .unwrap()
+                .is_empty(),
+            "claimed ones are leased"
+        );
+        seen.push((n.id.clone(), n.status));
+        store
+            .record_delivery(&n.id, Delivery::Delivered)
+            .await
+            .unwrap();
+    }
+    let states: Vec<JobState> = seen.iter().map(|s| s.1).collect();
+    assert_eq!(
+        states,
+        vec![JobState::Pending, JobState::Processing, JobState::Completed]
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "ULIDs sort by creation"
+    );
+}
+
+pub async fn failed_deliveries_are_retried_with_the_same_id(store: &dyn JobStore) {
+    let k = key(store, "retry", None).await;
+    let mut j = job(k, 1);
+    j.webhook_url = Some("http://example.com/hook".into());
+    store.submit(&j, None).await.unwrap();
+    let first = store
+        .claim_notifications(10, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .record_delivery(
+            &first.id,
+            Delivery::Retry {
+                at_ms: now_ms() - 1,
+                error: "503".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let again = store
+        .claim_notifications(10, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((again.id.as_str(), again.attempts), (first.id.as_str(), 1));
+    store
+        .record_delivery(&again.id, Delivery::Dropped("404".into()))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_notifications(10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let secret = store.webhook_secret(k, false).await.unwrap();
+    assert!(secret.starts_with("whsec_"));
+    assert_eq!(store.webhook_secret(k, false).await.unwrap(), secret);
+    assert_ne!(store.webhook_secret(k, true).await.unwrap(), secret);
 }
 
 /// Cancel and finalize issued together, many times: exactly one wins each time, and the
@@ -283,7 +482,8 @@ macro_rules! conformance_tests {
             keys_authenticate_and_revoke, credits_are_reserved_then_charged_once,
             cancel_pending_releases_credits, cancel_then_finalize_loses, other_key_sees_not_found,
             expired_lease_returns_to_pending_then_fails, list_is_newest_first_with_cursor,
-            delete_needs_a_finished_job);
+            delete_needs_a_finished_job, list_filters_combine, idempotent_submit_replays_or_conflicts,
+            outbox_delivers_a_jobs_notifications_in_order, failed_deliveries_are_retried_with_the_same_id);
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn cancel_races_finalize() {
             let (store, _guard) = $make.await;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use lucid_core::key::{Balance, KeyIdentity, Scopes};
-use lucid_core::{Job, ProcessId};
+use lucid_core::{Job, JobState, ProcessId};
 use uuid::Uuid;
 
 pub mod blob;
@@ -81,10 +81,68 @@ pub struct Source {
     pub size: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SubmitOutcome {
     Accepted,
     InsufficientCredits,
+    /// The idempotency key was used before with the same request: the first job, unchanged.
+    Replay(Box<Job>),
+    /// The idempotency key was used before with a different request.
+    IdempotencyConflict,
+}
+
+/// An `Idempotency-Key` and the hash of the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// How long an idempotency key holds its first response.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// Which of a key's jobs to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListFilter {
+    /// Only jobs older than this one (the pagination cursor).
+    pub before: Option<ProcessId>,
+    pub limit: Option<u32>,
+    pub state: Option<JobState>,
+    /// Creation time bounds, Unix milliseconds, exclusive.
+    pub created_after_ms: Option<i64>,
+    pub created_before_ms: Option<i64>,
+    pub model: Option<String>,
+}
+
+/// One webhook notification to deliver (a row of the outbox).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// The `notification_id`, a ULID; retries keep it.
+    pub id: String,
+    pub process_id: ProcessId,
+    pub key_id: i64,
+    pub url: String,
+    pub status: JobState,
+    pub progress: u8,
+    pub creation_ms: i64,
+    pub modification_ms: i64,
+    /// Delivery attempts made before this one.
+    pub attempts: u32,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Delivered,
+    /// The receiver answered 4xx: never retried.
+    Dropped(String),
+    /// Try again at this time (Unix ms).
+    Retry {
+        at_ms: i64,
+        error: String,
+    },
+    /// Out of attempts.
+    Exhausted(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -137,17 +195,17 @@ pub trait JobStore: Send + Sync {
     async fn source(&self, key_id: i64, id: Uuid) -> Result<Option<Source>, StoreError>;
 
     /// Inserts a Pending job and reserves its credits, or answers that the key cannot cover it.
-    async fn submit(&self, job: &Job) -> Result<SubmitOutcome, StoreError>;
+    /// With an idempotency key, a repeat of the same request answers the first job instead.
+    async fn submit(
+        &self,
+        job: &Job,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<SubmitOutcome, StoreError>;
     async fn job(&self, key_id: i64, id: ProcessId) -> Result<Option<Job>, StoreError>;
     /// Any key's job: for workers and signed links, never for API answers.
     async fn job_any(&self, id: ProcessId) -> Result<Option<Job>, StoreError>;
-    /// The key's jobs, newest first, older than `before` when given.
-    async fn list(
-        &self,
-        key_id: i64,
-        before: Option<ProcessId>,
-        limit: Option<u32>,
-    ) -> Result<Vec<Job>, StoreError>;
+    /// The key's jobs, newest first, as the filter says.
+    async fn list(&self, key_id: i64, filter: &ListFilter) -> Result<Vec<Job>, StoreError>;
     async fn cancel(&self, key_id: i64, id: ProcessId) -> Result<CancelOutcome, StoreError>;
     async fn delete(&self, key_id: i64, id: ProcessId) -> Result<DeleteOutcome, StoreError>;
     /// Deletes every finished job of the key and answers them (their blobs go next).
@@ -176,6 +234,20 @@ pub trait JobStore: Send + Sync {
     /// Estimated seconds of work in Pending and Processing jobs, for ETAs.
     async fn queued_work_secs(&self) -> Result<f64, StoreError>;
 
+    /// Claims up to `limit` due notifications for delivery for `lease` (another sender skips
+    /// them meanwhile). Only the oldest undelivered notification of a job is due, so a job's
+    /// notifications arrive in order.
+    async fn claim_notifications(
+        &self,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<Notification>, StoreError>;
+    async fn record_delivery(&self, id: &str, delivery: Delivery) -> Result<(), StoreError>;
+    /// The key's webhook signing secret (`whsec_…`), created on first use; `rotate` replaces it.
+    async fn webhook_secret(&self, key_id: i64, rotate: bool) -> Result<String, StoreError>;
+    /// The id of an active key by name.
+    async fn key_id(&self, name: &str) -> Result<Option<i64>, StoreError>;
+
     /// A named server secret (32 random bytes), created on first use and kept.
     async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError>;
 }
@@ -190,6 +262,16 @@ pub fn key_digest(plain: &str) -> String {
 pub fn generate_key() -> String {
     let bytes: [u8; 32] = rand::random();
     format!("lucid_{}", hex::encode(bytes))
+}
+
+/// A fresh webhook signing secret: `whsec_` and 32 random bytes in base64 (Standard Webhooks).
+pub fn generate_webhook_secret() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
 }
 
 /// Milliseconds since the Unix epoch.

@@ -17,12 +17,49 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::{
-    CancelOutcome, DeleteOutcome, Finalized, JobStore, KeyInfo, NewKey, Outcome, Source,
-    StoreError, SubmitOutcome, generate_key, key_digest, now_ms,
+    CancelOutcome, DeleteOutcome, Delivery, Finalized, IDEMPOTENCY_WINDOW_MS, Idempotency,
+    JobStore, KeyInfo, ListFilter, NewKey, Notification, Outcome, Source, StoreError,
+    SubmitOutcome, generate_key, generate_webhook_secret, key_digest, now_ms,
 };
 
 /// Schema migrations, applied in order once each.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_webhooks_idempotency.sql"),
+    ),
+];
+
+/// Notification ids: ULIDs from one monotonic generator, so a job's notifications sort in the
+/// order they were written even within one millisecond.
+fn next_ulid() -> String {
+    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let mut guard = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+    let generator = guard.get_or_insert_with(ulid::Generator::new);
+    generator
+        .generate()
+        .unwrap_or_else(|_| ulid::Ulid::new())
+        .to_string()
+}
+
+/// Writes the job's current state to the webhook outbox, if it has a webhook, inside the
+/// transaction that changed it.
+async fn enqueue_webhook(
+    tx: &mut Transaction<'static, Sqlite>,
+    process_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO webhook_outbox (id, process_id, key_id, url, status, progress, creation_ms, modification_ms, next_attempt_ms) \
+         SELECT ?, id, key_id, webhook_url, state, progress, created_ms, modified_ms, ? FROM jobs WHERE id = ? AND webhook_url IS NOT NULL",
+    )
+    .bind(next_ulid())
+    .bind(now_ms())
+    .bind(process_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -256,8 +293,50 @@ impl JobStore for SqliteStore {
         .transpose()
     }
 
-    async fn submit(&self, job: &Job) -> Result<SubmitOutcome, StoreError> {
+    async fn submit(
+        &self,
+        job: &Job,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<SubmitOutcome, StoreError> {
         let mut tx = self.begin().await?;
+        if let Some(idem) = idempotency {
+            let since = now_ms() - IDEMPOTENCY_WINDOW_MS;
+            let earlier = sqlx::query(
+                "SELECT request_hash, process_id FROM idempotency_keys WHERE key_id = ? AND idem_key = ? AND created_ms > ?",
+            )
+            .bind(job.key_id)
+            .bind(&idem.key)
+            .bind(since)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = earlier {
+                let hash: String = row.try_get("request_hash")?;
+                if hash != idem.request_hash {
+                    return Ok(SubmitOutcome::IdempotencyConflict);
+                }
+                let first: String = row.try_get("process_id")?;
+                let first = sqlx::query("SELECT * FROM jobs WHERE id = ?")
+                    .bind(first)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                // The first job may have been deleted since; then the key starts afresh.
+                if let Some(first) = first {
+                    return Ok(SubmitOutcome::Replay(Box::new(job_from_row(&first)?)));
+                }
+            }
+            sqlx::query(
+                "INSERT INTO idempotency_keys (key_id, idem_key, request_hash, process_id, created_ms) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (key_id, idem_key) DO UPDATE SET request_hash = excluded.request_hash, \
+                 process_id = excluded.process_id, created_ms = excluded.created_ms",
+            )
+            .bind(job.key_id)
+            .bind(&idem.key)
+            .bind(&idem.request_hash)
+            .bind(job.id.to_string())
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        }
         let reserved = sqlx::query(
             "UPDATE api_keys SET reserved = reserved + ?1 WHERE id = ?2 AND revoked = 0 AND (unlimited = 1 OR balance - reserved >= ?1)",
         )
@@ -296,6 +375,7 @@ impl JobStore for SqliteStore {
         .bind(&job.webhook_url)
         .execute(&mut *tx)
         .await?;
+        enqueue_webhook(&mut tx, &job.id.to_string()).await?;
         tx.commit().await?;
         Ok(SubmitOutcome::Accepted)
     }
@@ -317,22 +397,27 @@ impl JobStore for SqliteStore {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    async fn list(
-        &self,
-        key_id: i64,
-        before: Option<ProcessId>,
-        limit: Option<u32>,
-    ) -> Result<Vec<Job>, StoreError> {
+    async fn list(&self, key_id: i64, f: &ListFilter) -> Result<Vec<Job>, StoreError> {
         // UUIDv7 text order is creation order; 'g' sorts after every hex digit.
-        let before = before.map(|b| b.to_string()).unwrap_or_else(|| "g".into());
-        let limit = limit.map(i64::from).unwrap_or(-1);
-        let rows =
-            sqlx::query("SELECT * FROM jobs WHERE key_id = ? AND id < ? ORDER BY id DESC LIMIT ?")
-                .bind(key_id)
-                .bind(before)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+        let before = f
+            .before
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "g".into());
+        let limit = f.limit.map(i64::from).unwrap_or(-1);
+        let rows = sqlx::query(
+            "SELECT * FROM jobs WHERE key_id = ?1 AND id < ?2 AND (?3 IS NULL OR state = ?3) \
+             AND (?4 IS NULL OR created_ms > ?4) AND (?5 IS NULL OR created_ms < ?5) \
+             AND (?6 IS NULL OR model = ?6) ORDER BY id DESC LIMIT ?7",
+        )
+        .bind(key_id)
+        .bind(before)
+        .bind(f.state.map(JobState::as_str))
+        .bind(f.created_after_ms)
+        .bind(f.created_before_ms)
+        .bind(f.model.as_deref())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(job_from_row).collect()
     }
 
@@ -354,6 +439,7 @@ impl JobStore for SqliteStore {
                     .bind(key_id)
                     .execute(&mut *tx)
                     .await?;
+                enqueue_webhook(&mut tx, &id.to_string()).await?;
                 CancelOutcome::Cancelled
             }
             None => {
@@ -408,6 +494,7 @@ impl JobStore for SqliteStore {
 
     async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Job>, StoreError> {
         let now = now_ms();
+        let mut tx = self.begin().await?;
         let row = sqlx::query(
             "UPDATE jobs SET state = 'Processing', lease_owner = ?, lease_expires_ms = ?, attempts = attempts + 1, modified_ms = ? \
              WHERE id = (SELECT id FROM jobs WHERE state = 'Pending' ORDER BY id LIMIT 1) AND state = 'Pending' RETURNING *",
@@ -415,9 +502,14 @@ impl JobStore for SqliteStore {
         .bind(worker)
         .bind(now + lease.as_millis() as i64)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        row.as_ref().map(job_from_row).transpose()
+        let job = row.as_ref().map(job_from_row).transpose()?;
+        if let Some(job) = &job {
+            enqueue_webhook(&mut tx, &job.id.to_string()).await?;
+        }
+        tx.commit().await?;
+        Ok(job)
     }
 
     async fn renew(
@@ -495,6 +587,7 @@ impl JobStore for SqliteStore {
         .bind(key_id)
         .execute(&mut *tx)
         .await?;
+        enqueue_webhook(&mut tx, &id.to_string()).await?;
         tx.commit().await?;
         Ok(Finalized::Done)
     }
@@ -504,7 +597,7 @@ impl JobStore for SqliteStore {
         let now = now_ms();
         let failed = sqlx::query(
             "UPDATE jobs SET state = 'Failed', error = 'The job ran out of attempts.', lease_owner = NULL, lease_expires_ms = NULL, modified_ms = ? \
-             WHERE state = 'Processing' AND lease_expires_ms < ? AND attempts >= ? RETURNING key_id, credits",
+             WHERE state = 'Processing' AND lease_expires_ms < ? AND attempts >= ? RETURNING id, key_id, credits",
         )
         .bind(now)
         .bind(now)
@@ -517,17 +610,21 @@ impl JobStore for SqliteStore {
                 .bind(row.try_get::<i64, _>("key_id")?)
                 .execute(&mut *tx)
                 .await?;
+            enqueue_webhook(&mut tx, &row.try_get::<String, _>("id")?).await?;
         }
-        let retried = sqlx::query(
+        let retried: Vec<String> = sqlx::query_scalar(
             "UPDATE jobs SET state = 'Pending', progress = 0, lease_owner = NULL, lease_expires_ms = NULL, modified_ms = ? \
-             WHERE state = 'Processing' AND lease_expires_ms < ?",
+             WHERE state = 'Processing' AND lease_expires_ms < ? RETURNING id",
         )
         .bind(now)
         .bind(now)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        for id in &retried {
+            enqueue_webhook(&mut tx, id).await?;
+        }
         tx.commit().await?;
-        Ok(failed.len() as u64 + retried.rows_affected())
+        Ok((failed.len() + retried.len()) as u64)
     }
 
     async fn queued_work_secs(&self) -> Result<f64, StoreError> {
@@ -537,6 +634,97 @@ impl JobStore for SqliteStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(secs.unwrap_or(0.0))
+    }
+
+    async fn claim_notifications(
+        &self,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "UPDATE webhook_outbox SET next_attempt_ms = ? WHERE id IN ( \
+               SELECT o.id FROM webhook_outbox o WHERE o.state = 'pending' AND o.next_attempt_ms <= ? \
+               AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.process_id = o.process_id AND p.state = 'pending' AND p.id < o.id) \
+               ORDER BY o.id LIMIT ?) RETURNING *",
+        )
+        .bind(now + lease.as_millis() as i64)
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<Notification> = rows
+            .iter()
+            .map(|r| {
+                let process_id: String = r.try_get("process_id")?;
+                let status: String = r.try_get("status")?;
+                Ok(Notification {
+                    id: r.try_get("id")?,
+                    process_id: ProcessId(
+                        Uuid::try_parse(&process_id)
+                            .map_err(|_| StoreError::Corrupt("outbox process_id".into()))?,
+                    ),
+                    key_id: r.try_get("key_id")?,
+                    url: r.try_get("url")?,
+                    status: JobState::parse(&status)
+                        .ok_or_else(|| StoreError::Corrupt("outbox status".into()))?,
+                    progress: r.try_get::<i64, _>("progress")?.clamp(0, 100) as u8,
+                    creation_ms: r.try_get("creation_ms")?,
+                    modification_ms: r.try_get("modification_ms")?,
+                    attempts: r.try_get::<i64, _>("attempts")? as u32,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn record_delivery(&self, id: &str, delivery: Delivery) -> Result<(), StoreError> {
+        let (state, next, error) = match &delivery {
+            Delivery::Delivered => ("delivered", None, None),
+            Delivery::Dropped(e) => ("dropped", None, Some(e.as_str())),
+            Delivery::Retry { at_ms, error } => ("pending", Some(*at_ms), Some(error.as_str())),
+            Delivery::Exhausted(e) => ("exhausted", None, Some(e.as_str())),
+        };
+        sqlx::query(
+            "UPDATE webhook_outbox SET state = ?, attempts = attempts + 1, next_attempt_ms = COALESCE(?, next_attempt_ms), last_error = ? WHERE id = ?",
+        )
+        .bind(state)
+        .bind(next)
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn webhook_secret(&self, key_id: i64, rotate: bool) -> Result<String, StoreError> {
+        let fresh = generate_webhook_secret();
+        let sql = if rotate {
+            "UPDATE api_keys SET webhook_secret = ? WHERE id = ?"
+        } else {
+            "UPDATE api_keys SET webhook_secret = ? WHERE id = ? AND webhook_secret IS NULL"
+        };
+        sqlx::query(sql)
+            .bind(&fresh)
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        let secret: Option<String> =
+            sqlx::query_scalar("SELECT webhook_secret FROM api_keys WHERE id = ?")
+                .bind(key_id)
+                .fetch_one(&self.pool)
+                .await?;
+        secret.ok_or_else(|| StoreError::Corrupt("webhook secret missing".into()))
+    }
+
+    async fn key_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM api_keys WHERE name = ? AND revoked = 0")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {

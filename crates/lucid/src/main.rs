@@ -114,6 +114,15 @@ enum KeysCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print the key's webhook signing secret (whsec_…), creating it on first use.
+    WebhookSecret {
+        name: String,
+        /// Replace the secret with a new one.
+        #[arg(long)]
+        rotate: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Args)]
@@ -262,6 +271,18 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
                 bail!("no active key named {name:?}");
             }
             eprintln!("revoked {name}");
+        }
+        KeysCommand::WebhookSecret {
+            name,
+            rotate,
+            store,
+        } => {
+            let jobs = lucid_server::app::open_job_store(&store_config(&store)).await?;
+            let id = jobs
+                .key_id(&name)
+                .await?
+                .with_context(|| format!("no active key named {name:?}"))?;
+            println!("{}", jobs.webhook_secret(id, rotate).await?);
         }
     }
     Ok(())

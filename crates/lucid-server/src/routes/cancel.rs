@@ -25,7 +25,7 @@ async fn cancel(
     match app.jobs.cancel(caller.id(), id).await? {
         CancelOutcome::Cancelled => {
             app.running.cancel(id);
-            app.announce_finished(id);
+            app.announce_change(id);
             Ok(StatusCode::NO_CONTENT)
         }
         CancelOutcome::NotCancellable => Err(ApiError::not_cancellable().into()),

@@ -4,15 +4,19 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use lucid_core::request::Settings;
 use lucid_core::{ApiError, Job, JobState, ProcessId};
-use lucid_store::{DeleteOutcome, now_ms};
+use lucid_store::{DeleteOutcome, ListFilter, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::broadcast;
 
 use crate::http::extract::{Caller, DeleteScope, ReadScope};
 use crate::http::{HttpError, ProcessIdPath};
@@ -25,7 +29,13 @@ pub fn router() -> axum::Router<AppState> {
             "/image/v1/status/{process_id}",
             get(status).delete(delete_one),
         )
+        .route("/image/v1/status/{process_id}/events", get(events))
 }
+
+/// How often waiters re-read the store, for changes made by other processes.
+const RECHECK: Duration = Duration::from_millis(250);
+/// Longest `wait` a long poll may ask for.
+const MAX_WAIT_SECS: u64 = 60;
 
 /// The ETA of a job: its stored estimate while Pending, the remaining work while Processing,
 /// and the time it finished once terminal.
@@ -72,18 +82,113 @@ pub fn status_body(job: &Job) -> Value {
     })
 }
 
-/// Spec: getStatus.
+#[derive(Deserialize)]
+struct StatusQuery {
+    wait: Option<String>,
+}
+
+/// Waits for a change announcement about any job, or the recheck interval.
+async fn next_change(rx: &mut broadcast::Receiver<ProcessId>) {
+    tokio::select! {
+        _ = rx.recv() => {}
+        _ = tokio::time::sleep(RECHECK) => {}
+    }
+}
+
+/// Spec: getStatus. With `wait=N` (lucid's extension, N ≤ 60), a long poll: answers as soon as
+/// the job's status changes, or after N seconds with the current status.
 async fn status(
     State(app): State<AppState>,
     caller: Caller<ReadScope>,
     ProcessIdPath(id): ProcessIdPath,
+    query: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, HttpError> {
-    let job = app
+    let Query(q) = query.map_err(|_| ApiError::bad_request("Invalid query parameters."))?;
+    let wait = match q.wait.as_deref() {
+        None => 0,
+        Some(raw) => raw
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= MAX_WAIT_SECS)
+            .ok_or_else(|| ApiError::bad_request("Invalid wait. Use 0 to 60 seconds."))?,
+    };
+    let mut changes = app.changes.subscribe();
+    let first = app
         .jobs
         .job(caller.id(), id)
         .await?
         .ok_or_else(ApiError::process_not_found)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let mut job = first.clone();
+    while !job.state.is_terminal()
+        && job.state == first.state
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::select! {
+            _ = next_change(&mut changes) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+        job = app
+            .jobs
+            .job(caller.id(), id)
+            .await?
+            .ok_or_else(ApiError::process_not_found)?;
+    }
     Ok(Json(status_body(&job)))
+}
+
+/// Where an event stream is: what it last sent, and whether it has ended.
+struct EventCursor {
+    app: AppState,
+    key_id: i64,
+    id: ProcessId,
+    changes: broadcast::Receiver<ProcessId>,
+    last: Option<(JobState, u8)>,
+    done: bool,
+}
+
+/// `GET /image/v1/status/{id}/events` (lucid's extension): Server-Sent Events, one `status`
+/// event with the full StatusResponse per change of state or progress, ending after a terminal
+/// state.
+async fn events(
+    State(app): State<AppState>,
+    caller: Caller<ReadScope>,
+    ProcessIdPath(id): ProcessIdPath,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, HttpError> {
+    app.jobs
+        .job(caller.id(), id)
+        .await?
+        .ok_or_else(ApiError::process_not_found)?;
+    let start = EventCursor {
+        changes: app.changes.subscribe(),
+        app,
+        key_id: caller.id(),
+        id,
+        last: None,
+        done: false,
+    };
+    let stream = futures::stream::unfold(start, |mut c| async move {
+        if c.done {
+            return None;
+        }
+        loop {
+            let job = match c.app.jobs.job(c.key_id, c.id).await {
+                Ok(Some(job)) => job,
+                // Deleted or unreadable: the stream ends.
+                _ => return None,
+            };
+            if c.last != Some((job.state, job.progress)) {
+                c.last = Some((job.state, job.progress));
+                c.done = job.state.is_terminal();
+                let event = Event::default()
+                    .event("status")
+                    .data(status_body(&job).to_string());
+                return Some((Ok(event), c));
+            }
+            next_change(&mut c.changes).await;
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 #[derive(Deserialize)]
@@ -91,6 +196,47 @@ struct ListQuery {
     paginated: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    status: Option<String>,
+    created_after: Option<String>,
+    created_before: Option<String>,
+    model: Option<String>,
+}
+
+fn unix_seconds(raw: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
+    raw.filter(|r| !r.is_empty())
+        .map(|r| {
+            r.parse::<i64>()
+                .map(|s| s * 1000)
+                .map_err(|_| ApiError::bad_request(format!("Invalid {name}. Use Unix seconds.")))
+        })
+        .transpose()
+}
+
+/// The filters of `GET /status` (lucid's extension): status, creation time bounds and model.
+fn filter_of(q: &ListQuery) -> Result<ListFilter, ApiError> {
+    let state = q
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            JobState::ALL
+                .into_iter()
+                .find(|st| st.as_str().eq_ignore_ascii_case(s))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "Invalid status. Use Pending, Processing, Completed, Failed or Cancelled.",
+                    )
+                })
+        })
+        .transpose()?;
+    Ok(ListFilter {
+        state,
+        created_after_ms: unix_seconds(q.created_after.as_deref(), "created_after")?
+            .map(|ms| ms + 999),
+        created_before_ms: unix_seconds(q.created_before.as_deref(), "created_before")?,
+        model: q.model.clone().filter(|m| !m.is_empty()),
+        ..ListFilter::default()
+    })
 }
 
 fn cursor_for(id: ProcessId) -> String {
@@ -131,8 +277,9 @@ async fn list(
             return Err(ApiError::bad_request("Invalid paginated. Use true or false.").into());
         }
     };
+    let filter = filter_of(&q)?;
     if !paginated {
-        let jobs = app.jobs.list(caller.id(), None, None).await?;
+        let jobs = app.jobs.list(caller.id(), &filter).await?;
         return Ok(Json(Value::Array(jobs.iter().map(status_body).collect())).into_response());
     }
     let limit = match q.limit.as_deref() {
@@ -149,7 +296,17 @@ async fn list(
         .filter(|c| !c.is_empty())
         .map(parse_cursor)
         .transpose()?;
-    let mut jobs = app.jobs.list(caller.id(), before, Some(limit + 1)).await?;
+    let mut jobs = app
+        .jobs
+        .list(
+            caller.id(),
+            &ListFilter {
+                before,
+                limit: Some(limit + 1),
+                ..filter
+            },
+        )
+        .await?;
     let has_next_page = jobs.len() > limit as usize;
     jobs.truncate(limit as usize);
     let mut pagination = json!({ "has_next_page": has_next_page });

@@ -11,8 +11,9 @@ use lucid_core::job::source_blob;
 use lucid_core::request::{Fields, ImageSource, SubmitRequest};
 use lucid_core::{ApiError, Endpoint, Job, JobState, ProcessId};
 use lucid_imaging::ImagingError;
-use lucid_store::{Source, SubmitOutcome, now_ms};
+use lucid_store::{Idempotency, Source, SubmitOutcome, now_ms};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::http::HttpError;
@@ -24,12 +25,16 @@ pub fn router() -> axum::Router<AppState> {
     for endpoint in Endpoint::ALL {
         router = router.route(
             &format!("/image/v1/{}/async", endpoint.slug()),
-            post(move |state, caller, form| submit_async(state, caller, form, endpoint)),
+            post(move |state, caller, headers, form| {
+                submit_async(state, caller, headers, form, endpoint)
+            }),
         );
         if endpoint.has_sync() {
             router = router.route(
                 &format!("/image/v1/{}", endpoint.slug()),
-                post(move |state, caller, form| submit_sync(state, caller, form, endpoint)),
+                post(move |state, caller, headers, form| {
+                    submit_sync(state, caller, headers, form, endpoint)
+                }),
             );
         }
     }
@@ -113,13 +118,49 @@ fn url_filename(url: &str) -> String {
         .to_string()
 }
 
-/// Validates, stores the source and inserts the Pending job with its credits reserved.
+/// The `Idempotency-Key` header with a digest of everything the request asked for: the
+/// endpoint, every field and the uploaded bytes.
+fn idempotency(
+    headers: &HeaderMap,
+    endpoint: Endpoint,
+    form: &SubmitForm,
+) -> Result<Option<Idempotency>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::bad_request("Invalid Idempotency-Key: use 1 to 255 visible characters.")
+        })?;
+    let mut hash = Sha256::new();
+    hash.update(endpoint.slug());
+    for (name, value) in form.fields.iter() {
+        // Length-prefixed, so no two different field sets hash alike.
+        hash.update(format!("\n{}:{name}={}:{value}", name.len(), value.len()));
+    }
+    if let Some((bytes, _)) = &form.image {
+        hash.update(b"\nimage=");
+        hash.update(Sha256::digest(bytes));
+    }
+    Ok(Some(Idempotency {
+        key: key.to_string(),
+        request_hash: hex::encode(hash.finalize()),
+    }))
+}
+
+/// Validates, stores the source and inserts the Pending job with its credits reserved. With an
+/// idempotency key seen before for the same request, answers the first job instead.
 async fn accept(
     app: &AppState,
     key_id: i64,
     endpoint: Endpoint,
     form: SubmitForm,
     sync: bool,
+    idempotency: Option<Idempotency>,
 ) -> Result<Job, HttpError> {
     if app.draining.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(ApiError::unavailable().into());
@@ -164,6 +205,10 @@ async fn accept(
         }
     };
     let plan = req.plan(source.width, source.height, sync)?;
+    if let Some(url) = &req.webhook_url {
+        crate::fetch::check_url(url, app.config.allow_private_urls).await?;
+    }
+    let uploaded = upload.is_some();
     if let Some(bytes) = upload {
         app.blobs.put(&source_blob(source.id), bytes).await?;
         app.jobs.insert_source(&source).await?;
@@ -198,12 +243,24 @@ async fn accept(
         error: None,
         webhook_url: req.webhook_url.clone(),
     };
-    match app.jobs.submit(&job).await? {
+    let outcome = app.jobs.submit(&job, idempotency.as_ref()).await?;
+    if !matches!(outcome, SubmitOutcome::Accepted) && uploaded {
+        // No job uses this upload; its id was never answered.
+        app.blobs.delete(&source_blob(source.id)).await?;
+    }
+    match outcome {
         SubmitOutcome::Accepted => {
             app.new_work.notify_one();
+            app.announce_change(job.id);
             Ok(job)
         }
+        SubmitOutcome::Replay(first) => Ok(*first),
         SubmitOutcome::InsufficientCredits => Err(ApiError::insufficient_funds().into()),
+        SubmitOutcome::IdempotencyConflict => Err(ApiError::new(
+            409,
+            "The Idempotency-Key was already used with a different request.",
+        )
+        .into()),
     }
 }
 
@@ -226,10 +283,12 @@ fn job_headers(job: &Job) -> HeaderMap {
 async fn submit_async(
     State(app): State<AppState>,
     caller: Caller<SubmitScope>,
+    headers: HeaderMap,
     form: SubmitForm,
     endpoint: Endpoint,
 ) -> Result<Response, HttpError> {
-    let job = accept(&app, caller.id(), endpoint, form, false).await?;
+    let idem = idempotency(&headers, endpoint, &form)?;
+    let job = accept(&app, caller.id(), endpoint, form, false, idem).await?;
     let body = json!({ "process_id": job.id.to_string(), "source_id": job.source_id.to_string(), "eta": job.eta });
     Ok((job_headers(&job), Json(body)).into_response())
 }
@@ -252,7 +311,7 @@ impl Drop for CancelOnHangUp {
             if let Ok(lucid_store::CancelOutcome::Cancelled) = app.jobs.cancel(key_id, id).await {
                 tracing::info!(process_id = %id, "sync client hung up; job cancelled");
                 app.running.cancel(id);
-                app.announce_finished(id);
+                app.announce_change(id);
             }
         });
     }
@@ -262,11 +321,13 @@ impl Drop for CancelOnHangUp {
 async fn submit_sync(
     State(app): State<AppState>,
     caller: Caller<SubmitScope>,
+    headers: HeaderMap,
     form: SubmitForm,
     endpoint: Endpoint,
 ) -> Result<Response, HttpError> {
-    let mut finished = app.finished.subscribe();
-    let job = accept(&app, caller.id(), endpoint, form, true).await?;
+    let mut finished = app.changes.subscribe();
+    let idem = idempotency(&headers, endpoint, &form)?;
+    let job = accept(&app, caller.id(), endpoint, form, true, idem).await?;
     let mut guard = CancelOnHangUp {
         app: app.clone(),
         key_id: caller.id(),
