@@ -16,14 +16,18 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub key: String,
     pub state: AppState,
-    pub _dir: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    pub dir: tempfile::TempDir,
+    options: Options,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
+#[derive(Clone)]
 pub struct Options {
     pub workers: usize,
     pub rate_limit: RateLimit,
     pub max_upload_mb: u64,
+    pub webhook_base_delay: Duration,
 }
 
 impl Default for Options {
@@ -35,6 +39,7 @@ impl Default for Options {
                 burst: 10_000,
             },
             max_upload_mb: 50,
+            webhook_base_delay: Duration::from_millis(100),
         }
     }
 }
@@ -44,7 +49,10 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(options: Options) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
+    start(tempfile::tempdir().unwrap(), options, None).await
+}
+
+async fn start(dir: tempfile::TempDir, options: Options, key: Option<String>) -> TestApp {
     let mut config = Config::embedded(dir.path().to_path_buf());
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.workers = options.workers;
@@ -52,15 +60,17 @@ pub async fn spawn_with(options: Options) -> TestApp {
     config.max_upload_mb = options.max_upload_mb;
     config.allow_private_urls = true;
     config.lease = Duration::from_secs(5);
+    config.webhook_base_delay = options.webhook_base_delay;
     let app = App::build(config).await.unwrap();
-    let key = app
-        .first_key()
-        .expect("a fresh data folder creates a key")
-        .to_string();
+    let key = key.unwrap_or_else(|| {
+        app.first_key()
+            .expect("a fresh data folder creates a key")
+            .to_string()
+    });
     let base = format!("http://{}", app.local_addr());
     let state = app.state().clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run(async move {
+    let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run(async move {
         let _ = rx.await;
     }));
     TestApp {
@@ -68,8 +78,27 @@ pub async fn spawn_with(options: Options) -> TestApp {
         client: reqwest::Client::new(),
         key,
         state,
-        _dir: dir,
-        _shutdown: tx,
+        dir,
+        options,
+        shutdown,
+        running,
+    }
+}
+
+impl TestApp {
+    /// Stops the server (as SIGTERM would) and starts a new one on the same data folder.
+    pub async fn restart(self) -> TestApp {
+        let TestApp {
+            dir,
+            options,
+            key,
+            shutdown,
+            running,
+            ..
+        } = self;
+        let _ = shutdown.send(());
+        running.await.unwrap().unwrap();
+        start(dir, options, Some(key)).await
     }
 }
 

@@ -8,3 +8,4 @@ mod download;
 mod estimate;
 mod status;
 mod submit;
+mod webhooks;
