@@ -62,6 +62,15 @@ fn keys_create_prints_only_the_key_and_list_never_shows_it() {
             .success(),
         "duplicate names are refused"
     );
+    let secret = String::from_utf8(keys(dir.path(), &["webhook-secret", "ci"]).stdout).unwrap();
+    assert!(secret.trim().starts_with("whsec_"), "{secret:?}");
+    assert_eq!(
+        String::from_utf8(keys(dir.path(), &["webhook-secret", "ci"]).stdout).unwrap(),
+        secret
+    );
+    let rotated =
+        String::from_utf8(keys(dir.path(), &["webhook-secret", "ci", "--rotate"]).stdout).unwrap();
+    assert!(rotated.trim().starts_with("whsec_") && rotated != secret);
     assert!(keys(dir.path(), &["revoke", "ci"]).status.success());
     assert!(
         String::from_utf8(keys(dir.path(), &["list"]).stdout)
