@@ -43,7 +43,7 @@ vips_cmd() {
     upscale)   echo "vips resize $in $work/v.jpg[Q=92] 2 --kernel lanczos3" ;;
     downscale) echo "vips resize $in $work/v.jpg[Q=92] 0.25 --kernel lanczos3" ;;
     unsharp)   echo "vips sharpen $in $work/v.jpg[Q=92]" ;;
-    denoise)   echo "vips median $in $work/v.jpg[Q=92] 3" ;;
+    denoise)   echo "vips rank $in $work/v.jpg[Q=92] 3 3 4" ;;
     *)         echo "" ;;
   esac
 }

@@ -183,13 +183,19 @@ async fn a_running_job_stops_promptly_and_leaves_no_output() {
         .submit_ok("denoise", png(3000, 2000), &[("model", "Extreme")])
         .await;
     let pid = ProcessId::parse(&id).unwrap();
-    for _ in 0..200 {
-        if app.status(&id).await["status"] == "Processing" {
+    // Progress moves while the job runs: wait until it is part-way.
+    let mut progress = 0;
+    for _ in 0..500 {
+        let s = app.status(&id).await;
+        progress = s["progress"].as_u64().unwrap();
+        if s["status"] == "Processing" && progress > 0 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(app.status(&id).await["status"], "Processing");
+    let s = app.status(&id).await;
+    assert_eq!(s["status"], "Processing");
+    assert!(progress > 0 && progress < 100, "progress {progress}");
     let started = std::time::Instant::now();
     assert_eq!(app.cancel_as(&app.key, &id).await.status(), 204);
     assert_eq!(app.status(&id).await["status"], "Cancelled");
