@@ -32,21 +32,40 @@ impl Raster {
     }
 
     pub fn from_dynamic(img: &DynamicImage) -> Self {
+        use rayon::prelude::*;
         let (w, h) = (img.width() as usize, img.height() as usize);
-        if img.color().has_alpha() {
-            Raster {
+        let to_f32 = |bytes: &[u8]| -> Vec<f32> {
+            bytes
+                .par_iter()
+                .map(|b| *b as f32 * (1.0 / 255.0))
+                .collect()
+        };
+        match img {
+            // 8-bit images, the common case, convert in parallel; others through `image`.
+            DynamicImage::ImageRgb8(rgb) => Raster {
+                width: w,
+                height: h,
+                channels: 3,
+                data: to_f32(rgb.as_raw()),
+            },
+            DynamicImage::ImageRgba8(rgba) => Raster {
+                width: w,
+                height: h,
+                channels: 4,
+                data: to_f32(rgba.as_raw()),
+            },
+            _ if img.color().has_alpha() => Raster {
                 width: w,
                 height: h,
                 channels: 4,
                 data: img.to_rgba32f().into_raw(),
-            }
-        } else {
-            Raster {
+            },
+            _ => Raster {
                 width: w,
                 height: h,
                 channels: 3,
                 data: img.to_rgb32f().into_raw(),
-            }
+            },
         }
     }
 
@@ -67,7 +86,8 @@ impl Raster {
     }
 
     pub fn to_u8(&self) -> Vec<u8> {
-        self.data.iter().map(|v| to_u8(*v)).collect()
+        use rayon::prelude::*;
+        self.data.par_iter().map(|v| to_u8(*v)).collect()
     }
 
     /// RGB bytes; transparent pixels composited onto white.
@@ -121,9 +141,10 @@ impl Raster {
     }
 
     pub fn clamp(&mut self) {
-        for v in &mut self.data {
-            *v = v.clamp(0.0, 1.0);
-        }
+        use rayon::prelude::*;
+        self.data
+            .par_iter_mut()
+            .for_each(|v| *v = v.clamp(0.0, 1.0));
     }
 }
 

@@ -249,6 +249,8 @@ pub async fn delete_needs_a_finished_job(store: &dyn JobStore) {
 pub async fn list_filters_combine(store: &dyn JobStore) {
     let k = key(store, "filters", None).await;
     let a = submitted(store, k, 1).await;
+    // Creation times a millisecond apart, so the time bounds can tell the jobs apart.
+    tokio::time::sleep(Duration::from_millis(3)).await;
     let mut other_model = job(k, 1);
     other_model.model = "CGI".into();
     store.submit(&other_model, None).await.unwrap();
