@@ -59,7 +59,7 @@ impl Worker {
         let token = self.app.running.register(id);
         let result = self.execute(&job, &token).await;
         self.app.running.remove(id);
-        let outcome = match result {
+        match result {
             Ok(bytes) => {
                 let blob = job.output_blob();
                 self.app.blobs.put(&blob, bytes).await?;
@@ -73,18 +73,19 @@ impl Worker {
                     self.app.blobs.delete(&blob).await?;
                 }
                 tracing::info!(process_id = %id, ?finalized, "job finished");
-                finalized
             }
-            Err(RunError::Stopped) => Finalized::LostRace,
+            // The store already moved the job (cancelled, or its lease was lost).
+            Err(RunError::Stopped) => {}
             Err(RunError::Failed(msg)) => {
                 tracing::warn!(process_id = %id, error = %msg, "job failed");
-                self.app
+                let finalized = self
+                    .app
                     .jobs
                     .finalize(id, &self.id, Outcome::Failed(msg))
-                    .await?
+                    .await?;
+                tracing::info!(process_id = %id, ?finalized, "job failed and finalized");
             }
-        };
-        let _ = outcome;
+        }
         self.app.announce_change(id);
         Ok(Tick::Ran(id))
     }
