@@ -1,4 +1,4 @@
-//! Times the pipeline's stages on one file: `cargo run --release -p lucid-imaging --example
+//! Times the pipeline's stages (and the denoiser) on one file: `cargo run --release -p lucid-imaging --example
 //! stage_times -- IN.jpg WIDTH`.
 
 use std::time::Instant;
@@ -29,4 +29,19 @@ fn main() {
     let t = Instant::now();
     let enc = codec::encode(&out, lucid_core::OutputFormat::Jpeg).unwrap();
     println!("encode  {:?} ({} bytes)", t.elapsed(), enc.len());
+    let t = Instant::now();
+    let sigma = lucid_imaging::dct::noise_level(&img);
+    println!("noise   {:?} (sigma {:.1}/255)", t.elapsed(), sigma * 255.0);
+    for wiener in [false, true] {
+        let t = Instant::now();
+        lucid_imaging::dct::denoise(
+            &ctx,
+            &img,
+            sigma,
+            lucid_imaging::dct::DEFAULT_THRESHOLD,
+            wiener,
+        )
+        .unwrap();
+        println!("denoise {:?} (wiener {wiener})", t.elapsed());
+    }
 }

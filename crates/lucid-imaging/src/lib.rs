@@ -17,8 +17,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 pub mod codec;
+pub mod dct;
 pub mod ops;
 pub mod pipeline;
+pub mod quality;
 pub mod raster;
 
 /// Failures of the imaging pipeline.
@@ -120,18 +122,35 @@ impl<'a> Ctx<'a> {
     where
         F: Fn(usize, &mut [f32]) + Sync,
     {
+        self.bands(out, row_len, BAND_ROWS, |y0, band| {
+            for (i, row) in band.chunks_mut(row_len).enumerate() {
+                f(y0 + i, row);
+            }
+        })
+    }
+
+    /// Runs `f(y0, band)` for every band of `band_rows` rows of `out`, `y0` being the band's
+    /// first row, in parallel: for filters that share work between the rows of a band.
+    pub fn bands<F>(
+        &self,
+        out: &mut [f32],
+        row_len: usize,
+        band_rows: usize,
+        f: F,
+    ) -> Result<(), ImagingError>
+    where
+        F: Fn(usize, &mut [f32]) + Sync,
+    {
         use rayon::prelude::*;
         let height = out.len() / row_len.max(1);
         let done = AtomicUsize::new(0);
         let planned = self.passes_planned.load(Ordering::Relaxed) as f32;
         let pass = self.passes_done.load(Ordering::Relaxed) as f32;
-        out.par_chunks_mut(row_len * BAND_ROWS)
+        out.par_chunks_mut(row_len * band_rows)
             .enumerate()
             .try_for_each(|(band, chunk)| {
                 self.check()?;
-                for (i, row) in chunk.chunks_mut(row_len).enumerate() {
-                    f(band * BAND_ROWS + i, row);
-                }
+                f(band * band_rows, chunk);
                 let rows_done = done.fetch_add(chunk.len() / row_len, Ordering::Relaxed)
                     + chunk.len() / row_len;
                 let within = ((pass + rows_done as f32 / height.max(1) as f32) / planned).min(1.0);

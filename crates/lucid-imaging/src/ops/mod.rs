@@ -40,25 +40,25 @@ pub fn run(
 pub fn describe(endpoint: Endpoint, model: &str) -> &'static str {
     match (endpoint, model) {
         (Endpoint::Enhance, "Standard V2") => {
-            "Lanczos-3 resample to the requested size with light edge-preserving denoise and deblocking before, and unsharp masking after."
+            "Lanczos-3 resample; light edge-preserving denoise and deblocking before, scaled by the measured noise; after, two rounds of iterative back-projection (the upscale's own downscale is made to match the source), unsharp masking for crops, letterboxes and outputs over 100 MP."
         }
         (Endpoint::Enhance, "Low Resolution V2") => {
-            "Like Standard V2 with stronger deblocking and denoise before the resample and stronger sharpening after, for small or compressed sources."
+            "Like Standard V2 with stronger deblocking and denoise before the resample and three back-projection rounds after, for small or compressed sources."
         }
         (Endpoint::Enhance, "CGI") => {
-            "Lanczos-3 resample without denoising and with crisp, low-threshold sharpening for flat art and renders."
+            "Lanczos-3 resample without denoising, three back-projection rounds (zero-threshold unsharp masking where back-projection does not apply) for flat art and renders."
         }
         (Endpoint::Enhance, "High Fidelity V2") => {
-            "Lanczos-3 resample with minimal smoothing and gentle sharpening, keeping the source's texture."
+            "Lanczos-3 resample with minimal smoothing and one back-projection round, keeping the source's texture."
         }
         (Endpoint::Enhance, "Text Refine") => {
-            "Lanczos-3 resample with deblocking, strong small-radius sharpening and a contrast lift for text and line art."
+            "Lanczos-3 resample with deblocking, four back-projection rounds and a contrast lift for text and line art."
         }
         (Endpoint::EnhanceGen, _) => {
-            "Lanczos-3 resample followed by multi-scale detail enhancement (two unsharp passes at fine and medium radii), scaled by creativity/detail."
+            "Lanczos-3 resample and back-projection, then multi-scale detail enhancement (two unsharp passes at fine and medium radii) scaled by creativity/detail."
         }
         (Endpoint::Tool, _) => {
-            "Lanczos-3 resample of RGBA with premultiplied alpha (no dark fringes), up to 4x, then unsharp masking of the colour."
+            "Lanczos-3 resample of RGBA with premultiplied alpha (no dark fringes), up to 4x, then two back-projection rounds."
         }
         (Endpoint::Sharpen, "Standard") => {
             "Unsharp mask on luma (sigma 1.0, amount 0.8) with a noise threshold."
@@ -89,16 +89,16 @@ pub fn describe(endpoint: Endpoint, model: &str) -> &'static str {
             "Richardson-Lucy deconvolution (Gaussian PSF, sigma 1.5) followed by fine unsharp masking, scaled by focus_boost."
         }
         (Endpoint::Denoise, "Normal") => {
-            "Bilateral filter on luma-matched neighbours, its range set from the estimated noise level (Immerkaer)."
+            "DCT denoising: colour to opponent planes, hard thresholding (2.7 sigma) of overlapping 8x8 block DCTs, then an empirical Wiener pass on every block; sigma estimated from the flattest blocks' highest frequencies."
         }
         (Endpoint::Denoise, "Strong") => {
-            "Bilateral filter with a wider window and range than Normal."
+            "DCT denoising as Normal with a 3 sigma threshold: smoother, less residual grain."
         }
         (Endpoint::Denoise, "Extreme") => {
-            "Two bilateral passes with wide windows for very noisy images."
+            "DCT denoising as Normal with a 3.4 sigma threshold, for very noisy images."
         }
         (Endpoint::DenoiseGen, _) => {
-            "Two bilateral passes followed by a light unsharp mask to restore edges."
+            "DCT denoising with a 3 sigma threshold followed by a light unsharp mask to restore edges."
         }
         (Endpoint::RestoreGen, "Dust-Scratch") => {
             "Finds specks that differ from their 5x5 median by far more than the noise level and fills them from the median."
