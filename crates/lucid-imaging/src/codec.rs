@@ -1,5 +1,6 @@
 //! Probing, decoding and encoding. Dimensions and the memory a decode needs are checked from the
-//! header before any pixel is decoded; EXIF orientation is applied on decode.
+//! header before any pixel is decoded; EXIF orientation is applied on decode, and the ICC profile
+//! and EXIF block (orientation reset) are carried into outputs that can hold them.
 
 use std::io::Cursor;
 
@@ -87,8 +88,22 @@ fn declares_zero_size(b: &[u8]) -> bool {
     false
 }
 
+/// What an output keeps of its input besides pixels: the colour profile and the EXIF block
+/// (its orientation reset, since decoding applied it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub icc: Option<Vec<u8>>,
+    /// The EXIF TIFF structure, without the JPEG `Exif\0\0` prefix.
+    pub exif: Option<Vec<u8>>,
+}
+
 /// Decodes to the working raster, orientation applied. Alpha is kept when the image has it.
 pub fn decode(bytes: &[u8]) -> Result<Raster, ImagingError> {
+    decode_with_metadata(bytes).map(|(raster, _)| raster)
+}
+
+/// [`decode`], also answering the metadata an output should carry over.
+pub fn decode_with_metadata(bytes: &[u8]) -> Result<(Raster, Metadata), ImagingError> {
     let info = probe(bytes)?;
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -101,6 +116,15 @@ pub fn decode(bytes: &[u8]) -> Result<Raster, ImagingError> {
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| ImagingError::Decode(e.to_string()))?;
+    // Unreadable metadata is dropped rather than failing a decodable image.
+    let icc = decoder.icc_profile().ok().flatten();
+    let exif = decoder.exif_metadata().ok().flatten().map(|mut exif| {
+        if exif.starts_with(b"Exif\0\0") {
+            exif.drain(..6);
+        }
+        reset_orientation(&mut exif);
+        exif
+    });
     let orientation = decoder.orientation().ok();
     let mut img =
         DynamicImage::from_decoder(decoder).map_err(|e| ImagingError::Decode(e.to_string()))?;
@@ -108,13 +132,71 @@ pub fn decode(bytes: &[u8]) -> Result<Raster, ImagingError> {
         img.apply_orientation(o);
     }
     debug_assert!(info.width > 0);
-    Ok(Raster::from_dynamic(&img))
+    Ok((Raster::from_dynamic(&img), Metadata { icc, exif }))
+}
+
+/// Sets the Orientation tag (0x0112) of IFD0 in an EXIF TIFF structure to 1, "as stored".
+/// Leaves a structure it cannot follow untouched.
+fn reset_orientation(exif: &mut [u8]) {
+    let big_endian = match exif.get(..2) {
+        Some(b"MM") => true,
+        Some(b"II") => false,
+        _ => return,
+    };
+    let u16_at = |b: &[u8], i: usize| -> Option<u16> {
+        let v: [u8; 2] = b.get(i..i + 2)?.try_into().ok()?;
+        Some(if big_endian {
+            u16::from_be_bytes(v)
+        } else {
+            u16::from_le_bytes(v)
+        })
+    };
+    let u32_at = |b: &[u8], i: usize| -> Option<u32> {
+        let v: [u8; 4] = b.get(i..i + 4)?.try_into().ok()?;
+        Some(if big_endian {
+            u32::from_be_bytes(v)
+        } else {
+            u32::from_le_bytes(v)
+        })
+    };
+    let Some(ifd) = u32_at(exif, 4).map(|v| v as usize) else {
+        return;
+    };
+    let Some(count) = u16_at(exif, ifd) else {
+        return;
+    };
+    for i in 0..count as usize {
+        let entry = ifd + 2 + i * 12;
+        // A SHORT of count 1 keeps its value in the first two bytes of the value field.
+        if u16_at(exif, entry) == Some(0x0112) && u16_at(exif, entry + 2) == Some(3) {
+            let one = if big_endian {
+                1u16.to_be_bytes()
+            } else {
+                1u16.to_le_bytes()
+            };
+            if let Some(v) = exif.get_mut(entry + 8..entry + 10) {
+                v.copy_from_slice(&one);
+            }
+            return;
+        }
+    }
 }
 
 /// Encodes the raster. JPEG has no alpha: transparent pixels are composited onto white.
 pub fn encode(raster: &Raster, format: OutputFormat) -> Result<Vec<u8>, ImagingError> {
+    encode_with_metadata(raster, format, &Metadata::default())
+}
+
+/// [`encode`], embedding the ICC profile (JPEG, PNG, TIFF) and EXIF block (JPEG, PNG).
+pub fn encode_with_metadata(
+    raster: &Raster,
+    format: OutputFormat,
+    meta: &Metadata,
+) -> Result<Vec<u8>, ImagingError> {
     let mut out = Vec::new();
     let err = |e: image::ImageError| ImagingError::Encode(e.to_string());
+    let jpeg_err = |e: jpeg_encoder::EncodingError| ImagingError::Encode(e.to_string());
+    let unsupported = |e: image::error::UnsupportedError| ImagingError::Encode(e.to_string());
     let (w, h) = (raster.width as u32, raster.height as u32);
     match format {
         OutputFormat::Jpeg => {
@@ -123,20 +205,37 @@ pub fn encode(raster: &Raster, format: OutputFormat) -> Result<Vec<u8>, ImagingE
             let rgb = raster.to_rgb8_on_white();
             let mut enc = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
             enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+            if let Some(icc) = &meta.icc {
+                enc.add_icc_profile(icc).map_err(jpeg_err)?;
+            }
+            // An APP1 segment holds at most 64 KiB; a larger EXIF block is left out.
+            if let Some(exif) = meta.exif.as_ref().filter(|e| e.len() <= 65_000) {
+                enc.add_app_segment(1, [b"Exif\0\0".as_slice(), exif].concat())
+                    .map_err(jpeg_err)?;
+            }
             enc.encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
-                .map_err(|e| ImagingError::Encode(e.to_string()))?;
+                .map_err(jpeg_err)?;
         }
         OutputFormat::Png => {
-            let enc = image::codecs::png::PngEncoder::new_with_quality(
+            let mut enc = image::codecs::png::PngEncoder::new_with_quality(
                 &mut out,
                 image::codecs::png::CompressionType::Fast,
                 image::codecs::png::FilterType::Adaptive,
             );
+            if let Some(icc) = &meta.icc {
+                enc.set_icc_profile(icc.clone()).map_err(unsupported)?;
+            }
+            if let Some(exif) = &meta.exif {
+                enc.set_exif_metadata(exif.clone()).map_err(unsupported)?;
+            }
             enc.write_image(&raster.to_u8(), w, h, raster.color_type())
                 .map_err(err)?;
         }
         OutputFormat::Tiff => {
-            let enc = image::codecs::tiff::TiffEncoder::new(Cursor::new(&mut out));
+            let mut enc = image::codecs::tiff::TiffEncoder::new(Cursor::new(&mut out));
+            if let Some(icc) = &meta.icc {
+                enc.set_icc_profile(icc.clone()).map_err(unsupported)?;
+            }
             enc.write_image(&raster.to_u8(), w, h, raster.color_type())
                 .map_err(err)?;
         }

@@ -30,7 +30,7 @@ pub fn process(
     progress: Progress,
 ) -> Result<Vec<u8>, ImagingError> {
     cancel.check()?;
-    let img = codec::decode(input)?;
+    let (img, metadata) = codec::decode_with_metadata(input)?;
     progress(DECODED);
     cancel.check()?;
     let ctx = Ctx::new(cancel, progress, (DECODED, OPERATED));
@@ -44,7 +44,7 @@ pub fn process(
     )?;
     cancel.check()?;
     progress(OPERATED);
-    let bytes = codec::encode(&out, job.format)?;
+    let bytes = codec::encode_with_metadata(&out, job.format, &metadata)?;
     progress(1.0);
     Ok(bytes)
 }
@@ -109,6 +109,78 @@ mod tests {
                     .unwrap();
                 assert!(out != original, "{endpoint:?} {model} returned its input");
             }
+        }
+    }
+
+    /// A 16×8 JPEG tagged "rotate 90° clockwise" (EXIF orientation 6), with an ICC profile.
+    fn rotated_jpeg_with_profile(icc: &[u8]) -> Vec<u8> {
+        // Big-endian TIFF header, IFD0 at 8 with one entry: Orientation, SHORT, 1, value 6.
+        let exif = [
+            b"MM\0\x2a\0\0\0\x08\0\x01".as_slice(),
+            &[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0],
+            &[0, 0, 0, 0],
+        ]
+        .concat();
+        let rgb: Vec<u8> = (0..16 * 8)
+            .flat_map(|i| {
+                if i % 16 < 8 {
+                    [220, 30, 30]
+                } else {
+                    [30, 30, 220]
+                }
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut out, 95);
+        enc.add_icc_profile(icc).unwrap();
+        enc.add_app_segment(1, [b"Exif\0\0".as_slice(), &exif].concat())
+            .unwrap();
+        enc.encode(&rgb, 16, 8, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn outputs_keep_the_colour_profile_and_exif_with_orientation_applied() {
+        use image::ImageDecoder;
+        let icc: Vec<u8> = (0..300u32).map(|i| (i * 7 % 251) as u8).collect();
+        let input = rotated_jpeg_with_profile(&icc);
+        for format in [OutputFormat::Jpeg, OutputFormat::Png, OutputFormat::Tiff] {
+            let job = Job {
+                endpoint: Endpoint::Lighting,
+                model: "White Balance",
+                settings: &Settings::default(),
+                placement: Placement::identity(8, 16),
+                format,
+            };
+            let out = process(&input, &job, &Cancel::new(), &|_| {}).unwrap();
+            let mut decoder = image::ImageReader::new(std::io::Cursor::new(&out))
+                .with_guessed_format()
+                .unwrap()
+                .into_decoder()
+                .unwrap();
+            assert_eq!(decoder.dimensions(), (8, 16), "{format:?}: rotated");
+            if format == OutputFormat::Tiff {
+                // `image` writes the IccProfile tag but does not read it back; look for it.
+                assert!(out.windows(icc.len()).any(|w| w == icc), "Tiff: profile");
+            } else {
+                assert_eq!(
+                    decoder.icc_profile().unwrap(),
+                    Some(icc.clone()),
+                    "{format:?}"
+                );
+                assert!(decoder.exif_metadata().unwrap().is_some(), "{format:?}");
+                assert_eq!(
+                    decoder.orientation().unwrap(),
+                    image::metadata::Orientation::NoTransforms,
+                    "{format:?}: orientation reset"
+                );
+            }
+            // Rotated clockwise, the red left half is now on top.
+            let img = codec::decode(&out).unwrap();
+            let top = &img.data[..3];
+            let bottom = &img.data[img.data.len() - 3..];
+            assert!(top[0] > top[2] && bottom[2] > bottom[0], "{format:?}");
         }
     }
 
