@@ -56,12 +56,8 @@ struct ServeArgs {
     addr: std::net::SocketAddr,
     #[command(flatten)]
     store: StoreArgs,
-    /// Blob storage URL (file:///…); default <data-dir>/blobs.
-    #[arg(long, env = "LUCID_BLOB_URL")]
-    blob_url: Option<String>,
-    /// In-process workers; 0 = API only (jobs stay Pending). Default: the number of cores.
-    #[arg(long, env = "LUCID_WORKERS")]
-    workers: Option<usize>,
+    #[command(flatten)]
+    work: WorkArgs,
     /// Base URL of signed download links; default http://<addr>.
     #[arg(long, env = "LUCID_PUBLIC_URL")]
     public_url: Option<String>,
@@ -80,12 +76,34 @@ struct ServeArgs {
 struct WorkerArgs {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    work: WorkArgs,
+}
+
+/// What `serve` and `worker` share: where outputs go and how jobs are worked.
+#[derive(Args)]
+struct WorkArgs {
     /// Blob storage URL (file:///…); default <data-dir>/blobs.
     #[arg(long, env = "LUCID_BLOB_URL")]
     blob_url: Option<String>,
-    /// Worker threads in this process. Default: the number of cores.
+    /// Worker threads in this process (serve: 0 = API only, jobs stay Pending).
+    /// Default: the number of cores.
     #[arg(long, env = "LUCID_WORKERS")]
     workers: Option<usize>,
+    /// Seconds a worker's claim on a job lasts unless renewed (it renews every third of it):
+    /// how long the jobs of a crashed worker wait before another takes them.
+    #[arg(long, env = "LUCID_LEASE_SECONDS", default_value_t = 30)]
+    lease_seconds: u64,
+}
+
+impl WorkArgs {
+    fn apply(&self, config: &mut lucid_server::Config) {
+        config.blob_url = self.blob_url.clone();
+        if let Some(n) = self.workers {
+            config.workers = n;
+        }
+        config.lease = std::time::Duration::from_secs(self.lease_seconds.max(1));
+    }
 }
 
 #[derive(Subcommand)]
@@ -183,10 +201,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let mut config = store_config(&args.store);
             config.addr = args.addr;
-            config.blob_url = args.blob_url;
-            if let Some(n) = args.workers {
-                config.workers = n;
-            }
+            args.work.apply(&mut config);
             config.public_url = args.public_url;
             config.rate_limit = args.rate_limit;
             config.max_upload_mb = args.max_upload_mb;
@@ -200,12 +215,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker(args) => {
             let mut config = store_config(&args.store);
-            config.blob_url = args.blob_url;
+            args.work.apply(&mut config);
             config.addr = "127.0.0.1:0".parse()?;
             config.create_first_key = false;
-            if let Some(n) = args.workers {
-                config.workers = n;
-            }
             let app = lucid_server::App::build(config).await?;
             tracing::info!("lucid worker running");
             app.run_workers(shutdown_signal()).await

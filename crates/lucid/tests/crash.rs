@@ -1,0 +1,211 @@
+//! Crash safety: the server is killed with SIGKILL again and again while it works through
+//! hundreds of jobs, and started again on the same data folder. Afterwards every accepted job
+//! has reached a terminal state, every job whose cancel was answered 200 is still Cancelled,
+//! nothing stays reserved, and the credits spent are exactly those of the Completed jobs: no
+//! job was lost, none was charged twice, none was charged for failing.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const ROUNDS: usize = 8;
+const JOBS_PER_ROUND: usize = 30;
+const CREDITS: u64 = 1_000_000;
+
+fn lucid() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lucid"));
+    cmd.env_remove("LUCID_LOG").env("NO_COLOR", "1");
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `lucid serve` on the data folder, with a one-second lease so a killed worker's jobs
+/// come back quickly, and waits until it answers.
+async fn start(dir: &Path, key: &str, client: &reqwest::Client) -> (Child, String) {
+    let port = free_port();
+    let child = lucid()
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--workers", "2", "--lease-seconds", "1"])
+        .args(["--rate-limit", "100000/s,burst=100000", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while balance(client, &base, key).await.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, base)
+}
+
+async fn balance(client: &reqwest::Client, base: &str, key: &str) -> Option<Value> {
+    let resp = client
+        .get(format!("{base}/account/v1/credits/balance"))
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .ok()?;
+    resp.json().await.ok()
+}
+
+async fn status(client: &reqwest::Client, base: &str, key: &str, id: &str) -> Value {
+    client
+        .get(format!("{base}/image/v1/status/{id}"))
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sigkill_loses_no_job_and_charges_each_completed_job_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = lucid()
+        .args(["keys", "create", "--name", "crash", "--credits"])
+        .arg(CREDITS.to_string())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let client = reqwest::Client::new();
+    // Big enough that a kill often lands while jobs run.
+    let image = lucid_imaging::codec::encode_test_png(480, 320);
+    let mut accepted = Vec::new();
+    let mut cancelled = HashSet::new();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let (mut kills, mut interrupted) = (0, 0);
+    for round in 0..ROUNDS {
+        let (mut child, base) = start(dir.path(), &key, &client).await;
+        for i in 0..JOBS_PER_ROUND {
+            let form = reqwest::multipart::Form::new()
+                .part(
+                    "image",
+                    reqwest::multipart::Part::bytes(image.clone()).file_name("a.png"),
+                )
+                .text("model", "Normal");
+            let resp = client
+                .post(format!("{base}/image/v1/denoise/async"))
+                .header("X-API-Key", &key)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "round {round} job {i}");
+            let id = resp.json::<Value>().await.unwrap()["process_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            if i % 7 == 3 {
+                let resp = client
+                    .delete(format!("{base}/image/v1/cancel/{id}"))
+                    .header("X-API-Key", &key)
+                    .send()
+                    .await
+                    .unwrap();
+                if resp.status() == 204 {
+                    cancelled.insert(id.clone());
+                }
+            }
+            accepted.push(id);
+        }
+        // Kill at a random moment while the round's jobs are being worked.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        tokio::time::sleep(Duration::from_millis(50 + rng % 400)).await;
+        let running: Value = client
+            .get(format!("{base}/image/v1/status?status=Processing"))
+            .header("X-API-Key", &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        interrupted += running.as_array().unwrap().len();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+    }
+    // A last start works off everything that is left.
+    let (mut child, base) = start(dir.path(), &key, &client).await;
+    let started = Instant::now();
+    let mut states: HashMap<String, Value> = HashMap::new();
+    loop {
+        states.clear();
+        for id in &accepted {
+            states.insert(id.clone(), status(&client, &base, &key, id).await);
+        }
+        let open = states
+            .values()
+            .filter(|s| {
+                !matches!(
+                    s["status"].as_str(),
+                    Some("Completed" | "Failed" | "Cancelled")
+                )
+            })
+            .count();
+        if open == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{open} jobs still open"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let count = |state: &str| states.values().filter(|s| s["status"] == state).count();
+    for id in &cancelled {
+        assert_eq!(states[id]["status"], "Cancelled", "{id} came back");
+    }
+    let spent: u64 = states
+        .values()
+        .filter(|s| s["status"] == "Completed")
+        .map(|s| s["credits"].as_u64().unwrap())
+        .sum();
+    let b = balance(&client, &base, &key).await.unwrap();
+    assert_eq!(b["reserved_credits"], 0, "{b}");
+    assert_eq!(
+        b["available_credits"].as_u64().unwrap(),
+        CREDITS - spent,
+        "{b}"
+    );
+    assert!(
+        count("Completed") > accepted.len() / 2,
+        "most jobs complete"
+    );
+    assert!(interrupted > 0, "no kill caught a job while it ran");
+    assert!(!cancelled.is_empty());
+    println!(
+        "{kills} kills ({interrupted} jobs Processing when killed), {} jobs: {} completed, \
+         {} failed, {} cancelled ({} by request)",
+        accepted.len(),
+        count("Completed"),
+        count("Failed"),
+        count("Cancelled"),
+        cancelled.len()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
