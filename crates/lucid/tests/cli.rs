@@ -6,11 +6,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn lucid() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lucid"));
-    cmd.env("LUCID_LOG", "warn");
-    cmd
-}
+mod common;
+use common::{free_port, lucid};
 
 fn is_key(s: &str) -> bool {
     s.len() == 70 && s.starts_with("lucid_") && s[6..].chars().all(|c| c.is_ascii_hexdigit())
@@ -83,14 +80,6 @@ fn keys_create_prints_only_the_key_and_list_never_shows_it() {
             .status
             .success()
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

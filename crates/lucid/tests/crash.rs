@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -15,19 +15,8 @@ const ROUNDS: usize = 8;
 const JOBS_PER_ROUND: usize = 30;
 const CREDITS: u64 = 1_000_000;
 
-fn lucid() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lucid"));
-    cmd.env_remove("LUCID_LOG").env("NO_COLOR", "1");
-    cmd
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{free_port, lucid};
 
 /// Starts `lucid serve` on the data folder, with a one-second lease so a killed worker's jobs
 /// come back quickly, and waits until it answers.
