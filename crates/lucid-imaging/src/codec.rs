@@ -37,8 +37,8 @@ fn format_name(f: ImageFormat) -> Option<&'static str> {
 
 /// Reads the header only: format and size, with the limits applied.
 pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
-    if declares_zero_size(bytes) {
-        return Err(ImagingError::ZeroDimensions);
+    if let Some((width, height)) = declared_size(bytes) {
+        check_size(width, height)?;
     }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -50,11 +50,9 @@ pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
     let (width, height) = reader
         .into_dimensions()
         .map_err(|e| ImagingError::Decode(e.to_string()))?;
-    if width == 0 || height == 0 {
-        return Err(ImagingError::ZeroDimensions);
-    }
-    if width > MAX_SIDE || height > MAX_SIDE || width as u64 * height as u64 > MAX_INPUT_PIXELS {
-        return Err(ImagingError::TooLarge { width, height });
+    check_size(width, height)?;
+    if !is_complete(format, bytes) {
+        return Err(ImagingError::Decode("the file is truncated".into()));
     }
     Ok(ImageInfo {
         format,
@@ -63,29 +61,88 @@ pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
     })
 }
 
-/// PNG and JPEG headers that declare a zero side, which the decoders reject as corrupt: the
-/// spec answers those with 422, not 415.
-fn declares_zero_size(b: &[u8]) -> bool {
+/// Whether the file's structure runs to its end marker, found without decoding pixels: PNG
+/// chunks follow each other to IEND; JPEG segments lead to a scan, and an EOI follows it.
+/// Truncated uploads are refused at submit instead of failing later in a worker. (TIFF keeps
+/// its data anywhere in the file; a truncated one fails when decoded.)
+fn is_complete(format: &str, b: &[u8]) -> bool {
+    match format {
+        "png" => {
+            let mut i = 8;
+            while i + 12 <= b.len() {
+                let len = u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize;
+                if &b[i + 4..i + 8] == b"IEND" {
+                    return true;
+                }
+                i = match i.checked_add(12 + len) {
+                    Some(next) => next,
+                    None => return false,
+                };
+            }
+            false
+        }
+        "jpeg" => {
+            // Walk the marker segments (skipping APPn contents, which may hold a thumbnail
+            // with its own markers) to the first scan; EOI cannot appear inside scan data.
+            let mut i = 2;
+            while i + 4 <= b.len() {
+                if b[i] != 0xFF {
+                    return false;
+                }
+                let marker = b[i + 1];
+                if marker == 0xFF {
+                    i += 1;
+                    continue;
+                }
+                let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+                if marker == 0xDA {
+                    let scan = (i + 2 + len).min(b.len());
+                    return b[scan..].windows(2).any(|w| w == [0xFF, 0xD9]);
+                }
+                i += 2 + len;
+            }
+            false
+        }
+        _ => true,
+    }
+}
+
+/// The size a PNG or JPEG header declares, read directly: the spec answers a zero side with
+/// 422 and an oversized one with 400, whatever the decoder would make of the rest of the file.
+fn declared_size(b: &[u8]) -> Option<(u32, u32)> {
     if b.len() >= 24 && b.starts_with(b"\x89PNG\r\n\x1a\n") && &b[12..16] == b"IHDR" {
-        return b[16..20] == [0; 4] || b[20..24] == [0; 4];
+        let w = u32::from_be_bytes([b[16], b[17], b[18], b[19]]);
+        let h = u32::from_be_bytes([b[20], b[21], b[22], b[23]]);
+        return Some((w, h));
     }
     if b.starts_with(&[0xFF, 0xD8]) {
         let mut i = 2;
         while i + 9 < b.len() {
             if b[i] != 0xFF {
-                return false;
+                return None;
             }
             let marker = b[i + 1];
             let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
             if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
                 let h = u16::from_be_bytes([b[i + 5], b[i + 6]]);
                 let w = u16::from_be_bytes([b[i + 7], b[i + 8]]);
-                return h == 0 || w == 0;
+                return Some((w as u32, h as u32));
             }
             i += 2 + len;
         }
     }
-    false
+    None
+}
+
+/// Refuses a zero or oversized side.
+fn check_size(width: u32, height: u32) -> Result<(), ImagingError> {
+    if width == 0 || height == 0 {
+        return Err(ImagingError::ZeroDimensions);
+    }
+    if width > MAX_SIDE || height > MAX_SIDE || width as u64 * height as u64 > MAX_INPUT_PIXELS {
+        return Err(ImagingError::TooLarge { width, height });
+    }
+    Ok(())
 }
 
 /// What an output keeps of its input besides pixels: the colour profile and the EXIF block
