@@ -103,9 +103,11 @@ impl App {
             shutdown.await;
             let _ = signal_tx.send(true);
         });
-        let mut graceful_rx = signal_rx.clone();
+        // HTTP stays up while the workers drain, so clients can still poll and download, and a
+        // new submit is answered 503 instead of finding the port closed.
+        let (drained_tx, mut drained_rx) = watch::channel(false);
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-            let _ = graceful_rx.wait_for(|s| *s).await;
+            let _ = drained_rx.wait_for(|d| *d).await;
         });
         let server = tokio::spawn(async move { server.await });
         let _ = signal_rx.wait_for(|s| *s).await;
@@ -113,6 +115,7 @@ impl App {
         draining.store(true, Ordering::Relaxed);
         let _ = stop_tx.send(true);
         drain(&state, tasks).await;
+        let _ = drained_tx.send(true);
         match tokio::time::timeout(Duration::from_secs(5), server).await {
             Ok(joined) => joined.context("server task")?.context("serving")?,
             Err(_) => tracing::warn!("open requests did not finish in time"),

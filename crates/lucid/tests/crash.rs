@@ -5,8 +5,6 @@
 //! job was lost, none was charged twice, none was charged for failing.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -16,67 +14,12 @@ const JOBS_PER_ROUND: usize = 30;
 const CREDITS: u64 = 1_000_000;
 
 mod common;
-use common::{free_port, lucid};
-
-/// Starts `lucid serve` on the data folder, with a one-second lease so a killed worker's jobs
-/// come back quickly, and waits until it answers.
-async fn start(dir: &Path, key: &str, client: &reqwest::Client) -> (Child, String) {
-    let port = free_port();
-    let child = lucid()
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-        .args(["--workers", "2", "--lease-seconds", "1"])
-        .args(["--rate-limit", "100000/s,burst=100000", "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while balance(client, &base, key).await.is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (child, base)
-}
-
-async fn balance(client: &reqwest::Client, base: &str, key: &str) -> Option<Value> {
-    let resp = client
-        .get(format!("{base}/account/v1/credits/balance"))
-        .header("X-API-Key", key)
-        .send()
-        .await
-        .ok()?;
-    resp.json().await.ok()
-}
-
-async fn status(client: &reqwest::Client, base: &str, key: &str, id: &str) -> Value {
-    client
-        .get(format!("{base}/image/v1/status/{id}"))
-        .header("X-API-Key", key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
+use common::{balance, create_key, start, status, submit};
 
 #[tokio::test]
 async fn sigkill_loses_no_job_and_charges_each_completed_job_once() {
     let dir = tempfile::tempdir().unwrap();
-    let out = lucid()
-        .args(["keys", "create", "--name", "crash", "--credits"])
-        .arg(CREDITS.to_string())
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let key = create_key(dir.path(), &CREDITS.to_string());
     let client = reqwest::Client::new();
     // Big enough that a kill often lands while jobs run.
     let image = lucid_imaging::codec::encode_test_png(480, 320);
@@ -85,21 +28,9 @@ async fn sigkill_loses_no_job_and_charges_each_completed_job_once() {
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let (mut kills, mut interrupted) = (0, 0);
     for round in 0..ROUNDS {
-        let (mut child, base) = start(dir.path(), &key, &client).await;
+        let (mut child, base) = start(dir.path(), &key, &client, 2, 1).await;
         for i in 0..JOBS_PER_ROUND {
-            let form = reqwest::multipart::Form::new()
-                .part(
-                    "image",
-                    reqwest::multipart::Part::bytes(image.clone()).file_name("a.png"),
-                )
-                .text("model", "Normal");
-            let resp = client
-                .post(format!("{base}/image/v1/denoise/async"))
-                .header("X-API-Key", &key)
-                .multipart(form)
-                .send()
-                .await
-                .unwrap();
+            let resp = submit(&client, &base, &key, "denoise", image.clone()).await;
             assert_eq!(resp.status(), 200, "round {round} job {i}");
             let id = resp.json::<Value>().await.unwrap()["process_id"]
                 .as_str()
@@ -138,7 +69,7 @@ async fn sigkill_loses_no_job_and_charges_each_completed_job_once() {
         kills += 1;
     }
     // A last start works off everything that is left.
-    let (mut child, base) = start(dir.path(), &key, &client).await;
+    let (mut child, base) = start(dir.path(), &key, &client, 2, 1).await;
     let started = Instant::now();
     let mut states: HashMap<String, Value> = HashMap::new();
     loop {

@@ -1,6 +1,12 @@
-//! What the binary's tests share: the command and a free port.
+//! What the binary's tests share: the command, a free port, a started server and its answers.
+// Each test file uses its own subset.
+#![allow(dead_code)]
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// The `lucid` binary under test, logging warnings only.
 pub fn lucid() -> Command {
@@ -16,4 +22,98 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Creates a key with `credits` ("unlimited" or a number) in the data folder.
+pub fn create_key(dir: &Path, credits: &str) -> String {
+    let out = lucid()
+        .args([
+            "keys",
+            "create",
+            "--name",
+            "test",
+            "--credits",
+            credits,
+            "--data-dir",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Starts `lucid serve` on the data folder with `workers` workers and a lease of `lease`
+/// seconds (short, so a killed worker's jobs come back quickly), and waits until it answers.
+pub async fn start(
+    dir: &Path,
+    key: &str,
+    client: &reqwest::Client,
+    workers: usize,
+    lease: u64,
+) -> (Child, String) {
+    let port = free_port();
+    let child = lucid()
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--workers", &workers.to_string()])
+        .args(["--lease-seconds", &lease.to_string()])
+        .args(["--rate-limit", "100000/s,burst=100000", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while balance(client, &base, key).await.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, base)
+}
+
+pub async fn balance(client: &reqwest::Client, base: &str, key: &str) -> Option<Value> {
+    let resp = client
+        .get(format!("{base}/account/v1/credits/balance"))
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .ok()?;
+    resp.json().await.ok()
+}
+
+pub async fn status(client: &reqwest::Client, base: &str, key: &str, id: &str) -> Value {
+    client
+        .get(format!("{base}/image/v1/status/{id}"))
+        .header("X-API-Key", key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Submits `image` to an async endpoint and answers the response.
+pub async fn submit(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    endpoint: &str,
+    image: Vec<u8>,
+) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new().part(
+        "image",
+        reqwest::multipart::Part::bytes(image).file_name("a.png"),
+    );
+    client
+        .post(format!("{base}/image/v1/{endpoint}/async"))
+        .header("X-API-Key", key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
 }
