@@ -142,16 +142,18 @@ impl Worker {
                 r = &mut handle => break r,
                 _ = tick.tick() => {
                     let now = progress.load(Ordering::Relaxed);
-                    let keep = if now != saved {
+                    let mut keep = Ok(true);
+                    if now != saved {
                         saved = now;
                         self.app.announce_change(job.id);
-                        self.app.jobs.set_progress(job.id, &self.id, now).await
-                    } else if last_renew.elapsed() >= renew_every {
+                        keep = self.app.jobs.set_progress(job.id, &self.id, now).await;
+                    }
+                    // Renewed on its own clock: a job whose progress moves at every tick still
+                    // needs its lease extended, or it would be reclaimed mid-run.
+                    if matches!(keep, Ok(true)) && last_renew.elapsed() >= renew_every {
                         last_renew = Instant::now();
-                        self.app.jobs.renew(job.id, &self.id, self.app.config.lease).await
-                    } else {
-                        Ok(true)
-                    };
+                        keep = self.app.jobs.renew(job.id, &self.id, self.app.config.lease).await;
+                    }
                     match keep {
                         Ok(true) => {}
                         // Cancelled or lease lost: stop the pipeline at its next band.

@@ -28,6 +28,7 @@ pub struct Options {
     pub rate_limit: RateLimit,
     pub max_upload_mb: u64,
     pub webhook_base_delay: Duration,
+    pub lease: Duration,
 }
 
 impl Default for Options {
@@ -40,6 +41,7 @@ impl Default for Options {
             },
             max_upload_mb: 50,
             webhook_base_delay: Duration::from_millis(100),
+            lease: Duration::from_secs(5),
         }
     }
 }
@@ -59,7 +61,7 @@ async fn start(dir: tempfile::TempDir, options: Options, key: Option<String>) ->
     config.rate_limit = options.rate_limit;
     config.max_upload_mb = options.max_upload_mb;
     config.allow_private_urls = true;
-    config.lease = Duration::from_secs(5);
+    config.lease = options.lease;
     config.webhook_base_delay = options.webhook_base_delay;
     let app = App::build(config).await.unwrap();
     let key = key.unwrap_or_else(|| {

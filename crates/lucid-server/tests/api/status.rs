@@ -156,3 +156,24 @@ async fn credits_are_reserved_charged_and_released() {
     app.run_worker().await;
     assert_eq!(balance(app.balance_as(&key).await), (2, 0, 2));
 }
+
+#[tokio::test]
+async fn a_job_longer_than_its_lease_keeps_it_by_renewing() {
+    // A one-second lease and a job of several seconds whose progress moves at every tick:
+    // the lease must be renewed all the same, or the reaper takes the job back mid-run.
+    let app = spawn_with(Options {
+        lease: std::time::Duration::from_secs(1),
+        ..Options::default()
+    })
+    .await;
+    let id = app
+        .submit_ok("denoise", png(3000, 2000), &[("model", "Normal")])
+        .await;
+    let started = std::time::Instant::now();
+    app.run_worker().await;
+    assert!(
+        started.elapsed() > std::time::Duration::from_millis(1500),
+        "the job must outlast its lease for this test to mean anything"
+    );
+    assert_eq!(app.status(&id).await["status"], "Completed");
+}
