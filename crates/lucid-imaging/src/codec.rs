@@ -82,26 +82,13 @@ fn is_complete(format: &str, b: &[u8]) -> bool {
             false
         }
         "jpeg" => {
-            // Walk the marker segments (skipping APPn contents, which may hold a thumbnail
-            // with its own markers) to the first scan; EOI cannot appear inside scan data.
-            let mut i = 2;
-            while i + 4 <= b.len() {
-                if b[i] != 0xFF {
-                    return false;
-                }
-                let marker = b[i + 1];
-                if marker == 0xFF {
-                    i += 1;
-                    continue;
-                }
-                let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
-                if marker == 0xDA {
-                    let scan = (i + 2 + len).min(b.len());
-                    return b[scan..].windows(2).any(|w| w == [0xFF, 0xD9]);
-                }
-                i += 2 + len;
+            // EOI cannot appear inside scan data, so one after the first scan ends the image.
+            match jpeg_segments(b).last() {
+                Some((0xDA, at, len)) => b[(at + 2 + len).min(b.len())..]
+                    .windows(2)
+                    .any(|w| w == [0xFF, 0xD9]),
+                _ => false,
             }
-            false
         }
         _ => true,
     }
@@ -115,23 +102,37 @@ fn declared_size(b: &[u8]) -> Option<(u32, u32)> {
         let h = u32::from_be_bytes([b[20], b[21], b[22], b[23]]);
         return Some((w, h));
     }
-    if b.starts_with(&[0xFF, 0xD8]) {
-        let mut i = 2;
-        while i + 9 < b.len() {
-            if b[i] != 0xFF {
-                return None;
+    let (_, at, _) = jpeg_segments(b).find(|(marker, _, _)| {
+        (0xC0..=0xCF).contains(marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC)
+    })?;
+    let frame = b.get(at + 5..at + 9)?;
+    let h = u16::from_be_bytes([frame[0], frame[1]]);
+    let w = u16::from_be_bytes([frame[2], frame[3]]);
+    Some((w as u32, h as u32))
+}
+
+/// The marker segments of a JPEG, `(marker, index of its 0xFF, length)`, from the one after SOI
+/// to the first scan (SOS) included. Segment contents are skipped, so an EXIF thumbnail's own
+/// markers are never mistaken for the image's. Stops early at anything that is not a marker.
+fn jpeg_segments(b: &[u8]) -> impl Iterator<Item = (u8, usize, usize)> + '_ {
+    let mut at = 2;
+    let mut done = !b.starts_with(&[0xFF, 0xD8]);
+    std::iter::from_fn(move || {
+        while !done && at + 4 <= b.len() && b[at] == 0xFF {
+            let marker = b[at + 1];
+            if marker == 0xFF {
+                // Fill byte before a marker.
+                at += 1;
+                continue;
             }
-            let marker = b[i + 1];
-            let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
-            if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
-                let h = u16::from_be_bytes([b[i + 5], b[i + 6]]);
-                let w = u16::from_be_bytes([b[i + 7], b[i + 8]]);
-                return Some((w as u32, h as u32));
-            }
-            i += 2 + len;
+            let len = u16::from_be_bytes([b[at + 2], b[at + 3]]) as usize;
+            let segment = (marker, at, len);
+            done = marker == 0xDA;
+            at += 2 + len;
+            return Some(segment);
         }
-    }
-    None
+        None
+    })
 }
 
 /// Refuses a zero or oversized side.

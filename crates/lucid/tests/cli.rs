@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{free_port, lucid};
+use common::{free_port, lucid, status};
 
 fn is_key(s: &str) -> bool {
     s.len() == 70 && s.starts_with("lucid_") && s[6..].chars().all(|c| c.is_ascii_hexdigit())
@@ -128,15 +128,7 @@ async fn serve_creates_a_key_serves_jobs_and_exits_cleanly_on_sigterm() {
         .to_string();
     let started = Instant::now();
     loop {
-        let s: serde_json::Value = client
-            .get(format!("{base}/image/v1/status/{id}"))
-            .header("X-API-Key", &key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let s = status(&client, &base, &key, &id).await;
         if s["status"] == "Completed" {
             break;
         }
@@ -150,8 +142,8 @@ async fn serve_creates_a_key_serves_jobs_and_exits_cleanly_on_sigterm() {
             .unwrap()
             .success()
     );
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
     // A second start finds the key and creates none.
     let out = lucid()
         .args(["keys", "list", "--data-dir"])
