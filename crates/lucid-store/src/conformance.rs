@@ -476,6 +476,185 @@ pub async fn cancel_races_finalize(store: Arc<dyn JobStore>) {
     assert_eq!(cancelled + completed, 300);
 }
 
+/// Runs `n` copies of `op` at once (started together by a barrier) and answers their results.
+async fn all_at_once<T, F, Fut>(n: usize, op: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (b, fut) = (barrier.clone(), op(i));
+            tokio::spawn(async move {
+                b.wait().await;
+                fut.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// Thousands of submits on one key, all at once, with credits for a fraction of them; then
+/// cancels, completions and more submits racing each other. The key never spends or reserves
+/// more than it has, and its balance always equals what its jobs hold.
+pub async fn submits_near_the_credit_limit_never_overdraw(store: Arc<dyn JobStore>) {
+    const CREDITS: i64 = 500;
+    let k = key(&*store, "limit", Some(CREDITS)).await;
+    let submit = |store: Arc<dyn JobStore>| {
+        move |_| {
+            let store = store.clone();
+            async move {
+                let j = job(k, 1);
+                (j.id, store.submit(&j, None).await.unwrap())
+            }
+        }
+    };
+    let first = all_at_once(2_000, submit(store.clone())).await;
+    let accepted: Vec<ProcessId> = first
+        .iter()
+        .filter(|(_, o)| *o == SubmitOutcome::Accepted)
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(accepted.len() as i64, CREDITS, "exactly the credits' worth");
+    assert!(first.iter().all(|(_, o)| matches!(
+        o,
+        SubmitOutcome::Accepted | SubmitOutcome::InsufficientCredits
+    )));
+    let b = store.balance(k).await.unwrap();
+    assert_eq!((b.available, b.reserved, b.total), (0, CREDITS, CREDITS));
+
+    // Half cancelled, half claimed and completed, while 1000 more submits compete for the
+    // credits the cancels release.
+    for _ in 0..CREDITS / 2 {
+        store.claim("w", LEASE).await.unwrap().unwrap();
+    }
+    let claimed: Vec<ProcessId> = {
+        let mut all = Vec::new();
+        for id in &accepted {
+            if store.job(k, *id).await.unwrap().unwrap().state == JobState::Processing {
+                all.push(*id);
+            }
+        }
+        all
+    };
+    let pending: Vec<ProcessId> = accepted
+        .iter()
+        .filter(|id| !claimed.contains(id))
+        .copied()
+        .collect();
+    let (s1, s2) = (store.clone(), store.clone());
+    let (cancels, finals, second) = tokio::join!(
+        all_at_once(pending.len(), move |i| {
+            let (s, id) = (s1.clone(), pending[i]);
+            async move { s.cancel(k, id).await.unwrap() }
+        }),
+        all_at_once(claimed.len(), move |i| {
+            let (s, id) = (s2.clone(), claimed[i]);
+            async move { s.finalize(id, "w", Outcome::Completed).await.unwrap() }
+        }),
+        all_at_once(1_000, submit(store.clone())),
+    );
+    assert!(cancels.iter().all(|c| *c == CancelOutcome::Cancelled));
+    assert!(finals.iter().all(|f| *f == Finalized::Done));
+    let resubmitted = second
+        .iter()
+        .filter(|(_, o)| *o == SubmitOutcome::Accepted)
+        .count() as i64;
+    assert!(
+        resubmitted <= CREDITS / 2,
+        "{resubmitted} accepted with {} credits released",
+        CREDITS / 2
+    );
+    let b = store.balance(k).await.unwrap();
+    let completed = CREDITS / 2;
+    assert_eq!(
+        (b.reserved, b.total, b.available),
+        (
+            resubmitted,
+            CREDITS - completed,
+            CREDITS - completed - resubmitted
+        ),
+        "reserved = jobs still waiting, total = credits less completed jobs"
+    );
+    assert!(b.available >= 0);
+    eprintln!("credit limit: {resubmitted} of 1000 resubmits took released credits");
+}
+
+/// Two cancels of the same job at once, over and over: one cancels, the other finds it
+/// already cancelled, and the credits come back exactly once.
+pub async fn cancel_races_cancel(store: Arc<dyn JobStore>) {
+    let k = key(&*store, "cancel-cancel", Some(10)).await;
+    for round in 0..1_000 {
+        let j = submitted(&*store, k, 3).await;
+        if round % 2 == 1 {
+            store.claim("w", LEASE).await.unwrap().unwrap();
+        }
+        let s = store.clone();
+        let outcomes = all_at_once(2, move |_| {
+            let s = s.clone();
+            async move { s.cancel(k, j.id).await.unwrap() }
+        })
+        .await;
+        let won = outcomes
+            .iter()
+            .filter(|o| **o == CancelOutcome::Cancelled)
+            .count();
+        assert_eq!(won, 1, "round {round}: {outcomes:?}");
+        assert!(outcomes.contains(&CancelOutcome::NotCancellable));
+        let b = store.balance(k).await.unwrap();
+        assert_eq!(
+            (b.available, b.reserved, b.total),
+            (10, 0, 10),
+            "round {round}"
+        );
+    }
+}
+
+/// Delete and finalize of a running job at once, over and over: a job is deleted only once it
+/// is finished, a deleted job never comes back, and credits are charged once per completion.
+pub async fn delete_races_finalize(store: Arc<dyn JobStore>) {
+    let k = key(&*store, "delete-finalize", Some(100_000)).await;
+    let (mut deleted, mut kept) = (0, 0);
+    for round in 0..1_000 {
+        let j = submitted(&*store, k, 1).await;
+        store.claim("w", LEASE).await.unwrap().unwrap();
+        let (s1, s2) = (store.clone(), store.clone());
+        let (d, f) = tokio::join!(
+            tokio::spawn(async move { s1.delete(k, j.id).await.unwrap() }),
+            tokio::spawn(async move { s2.finalize(j.id, "w", Outcome::Completed).await.unwrap() }),
+        );
+        let (d, f) = (d.unwrap(), f.unwrap());
+        assert_eq!(
+            f,
+            Finalized::Done,
+            "round {round}: nothing else ends the job"
+        );
+        let now = store.job(k, j.id).await.unwrap();
+        match d {
+            DeleteOutcome::Deleted(job) => {
+                assert_eq!(job.state, JobState::Completed, "round {round}");
+                assert!(now.is_none(), "round {round}: deleted job came back");
+                deleted += 1;
+            }
+            DeleteOutcome::Unfinished => {
+                assert_eq!(now.unwrap().state, JobState::Completed, "round {round}");
+                kept += 1;
+            }
+            DeleteOutcome::NotFound => panic!("round {round}: the job vanished"),
+        }
+    }
+    let b = store.balance(k).await.unwrap();
+    assert_eq!((b.reserved, b.total), (0, 100_000 - 1_000));
+    eprintln!("delete vs finalize: {deleted} deleted, {kept} kept");
+    assert_eq!(deleted + kept, 1_000);
+}
+
 /// Emits one `#[tokio::test]` per conformance function for a backend built by `$make`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -486,11 +665,18 @@ macro_rules! conformance_tests {
             expired_lease_returns_to_pending_then_fails, list_is_newest_first_with_cursor,
             delete_needs_a_finished_job, list_filters_combine, idempotent_submit_replays_or_conflicts,
             outbox_delivers_a_jobs_notifications_in_order, failed_deliveries_are_retried_with_the_same_id);
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn cancel_races_finalize() {
-            let (store, _guard) = $make.await;
-            $crate::conformance::cancel_races_finalize(store).await;
-        }
+        $crate::conformance_tests!(@racing $make;
+            cancel_races_finalize, cancel_races_cancel, delete_races_finalize,
+            submits_near_the_credit_limit_never_overdraw);
+    };
+    (@racing $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _guard) = $make.await;
+                $crate::conformance::$name(store).await;
+            }
+        )*
     };
     (@each $make:expr; $($name:ident),*) => {
         $(

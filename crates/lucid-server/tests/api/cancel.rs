@@ -296,3 +296,45 @@ async fn cancel_racing_completion_has_one_winner() {
         "both outcomes occurred: {outcomes:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_cancels_at_once_have_one_winner() {
+    let app = spawn_app().await;
+    let key = app.key_with("twice", "submit,read,cancel", Some(5)).await;
+    for round in 0..100 {
+        let resp = app
+            .submit_as(&key, "/image/v1/enhance/async", Some(png(16, 16)), &[])
+            .await;
+        assert_eq!(resp.status(), 200, "round {round}");
+        let id = resp.json::<Value>().await.unwrap()["process_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (a, b) = tokio::join!(app.cancel_as(&key, &id), app.cancel_as(&key, &id));
+        let mut codes = [a.status().as_u16(), b.status().as_u16()];
+        codes.sort();
+        assert_eq!(codes, [204, 409], "round {round}");
+        let balance = app.balance_as(&key).await;
+        assert_eq!(
+            (&balance["reserved_credits"], &balance["total_credits"]),
+            (&Value::from(0), &Value::from(5)),
+            "round {round}: credits released once"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_submits_never_overdraw_a_key() {
+    let app = spawn_app().await;
+    let key = app.key_with("limited", "submit,read", Some(40)).await;
+    let submits =
+        (0..200).map(|_| app.submit_as(&key, "/image/v1/enhance/async", Some(png(16, 16)), &[]));
+    let mut codes = std::collections::BTreeMap::new();
+    for resp in futures::future::join_all(submits).await {
+        *codes.entry(resp.status().as_u16()).or_insert(0) += 1;
+    }
+    assert_eq!(codes, [(200, 40), (402, 160)].into_iter().collect());
+    let balance = app.balance_as(&key).await;
+    assert_eq!(balance["available_credits"], 0);
+    assert_eq!(balance["reserved_credits"], 40);
+}
