@@ -1,23 +1,55 @@
 //! Downloading `source_url` images: public http(s) addresses only unless
-//! `--allow-private-urls`; every redirect is checked the same way; size and time are bounded.
+//! `--allow-private-urls`; every redirect and every resolved name is checked the same way;
+//! size and time are bounded.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use lucid_core::ApiError;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Redirects followed before giving up.
 const MAX_REDIRECTS: usize = 5;
 
-pub fn client() -> reqwest::Client {
+/// Which addresses outgoing requests (`source_url` downloads, webhook deliveries) may reach.
+pub type AddressRule = fn(IpAddr) -> bool;
+
+/// Public addresses only, or anything with `--allow-private-urls`.
+pub fn rule(allow_private: bool) -> AddressRule {
+    if allow_private { |_| true } else { is_public }
+}
+
+/// An HTTP client whose every connection goes to an address `allowed` accepts: names are
+/// checked as they are resolved for the connection itself, so a name that answers a public
+/// address to a first lookup and a private one to the next (DNS rebinding) gains nothing.
+pub fn client(allowed: AddressRule) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(GuardedResolver(allowed)))
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(60))
         .user_agent(concat!("lucid/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("static reqwest configuration")
+}
+
+struct GuardedResolver(AddressRule);
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allowed = self.0;
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if addrs.is_empty() || !addrs.iter().all(|a| allowed(a.ip())) {
+                return Err(format!("{host} resolves to an address that is not allowed").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
 }
 
 /// Whether an address is reachable from the public internet (not loopback, private,
@@ -54,20 +86,19 @@ fn unreachable(url: &str) -> ApiError {
     ApiError::bad_request(format!("The URL could not be reached: {url}"))
 }
 
-/// Refuses URLs that are not http(s) or whose host resolves to a non-public address (unless
-/// `allow_private`). Used for `source_url` and `webhook_url`.
-pub async fn check_url(url: &str, allow_private: bool) -> Result<(), ApiError> {
+/// Refuses URLs that are not http(s) or whose host resolves to an address `allowed` refuses.
+/// Used for `source_url` and `webhook_url` at submit, for a clear 400 before any job exists.
+pub async fn check_url(url: &str, allowed: AddressRule) -> Result<(), ApiError> {
     let parsed = reqwest::Url::parse(url).map_err(|_| unreachable(url))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(unreachable(url));
     }
-    check_host(&parsed, allow_private).await
+    check_host(&parsed, allowed).await
 }
 
-async fn check_host(url: &reqwest::Url, allow_private: bool) -> Result<(), ApiError> {
-    if allow_private {
-        return Ok(());
-    }
+/// Literal addresses never reach the resolver, so this check is the only one they get; names
+/// are checked again by [`GuardedResolver`] when connecting.
+async fn check_host(url: &reqwest::Url, allowed: AddressRule) -> Result<(), ApiError> {
     let host = url.host_str().ok_or_else(|| unreachable(url.as_str()))?;
     let port = url.port_or_known_default().unwrap_or(80);
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -79,27 +110,27 @@ async fn check_host(url: &reqwest::Url, allow_private: bool) -> Result<(), ApiEr
             .map(|a| a.ip())
             .collect(),
     };
-    if addrs.is_empty() || !addrs.iter().all(|ip| is_public(*ip)) {
+    if addrs.is_empty() || !addrs.iter().all(|ip| allowed(*ip)) {
         return Err(ApiError::bad_request(
-            "The source URL points to a private or local address, which is not allowed.",
+            "The URL points to a private or local address, which is not allowed.",
         ));
     }
     Ok(())
 }
 
-/// Downloads an image of at most `max_bytes`.
+/// Downloads an image of at most `max_bytes`, checking every redirect's target like the first.
 pub async fn download(
     client: &reqwest::Client,
     url: &str,
     max_bytes: usize,
-    allow_private: bool,
+    allowed: AddressRule,
 ) -> Result<Bytes, ApiError> {
     let mut url = reqwest::Url::parse(url).map_err(|_| unreachable(url))?;
     for _ in 0..=MAX_REDIRECTS {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(unreachable(url.as_str()));
         }
-        check_host(&url, allow_private).await?;
+        check_host(&url, allowed).await?;
         let mut resp = client
             .get(url.clone())
             .send()
@@ -141,6 +172,76 @@ pub async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serves `GET /` on `ip`, answering a redirect to `to` or an image body.
+    async fn serve(ip: &str, to: Option<String>) -> String {
+        use axum::response::{IntoResponse, Redirect};
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || async move {
+                match to {
+                    Some(to) => Redirect::temporary(&to).into_response(),
+                    None => b"image bytes".to_vec().into_response(),
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    fn only_127_0_0_1(ip: IpAddr) -> bool {
+        ip == IpAddr::from([127, 0, 0, 1])
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_a_refused_address_is_refused() {
+        // 127.0.0.2 stands for the private address behind a public redirector.
+        let inner = serve("127.0.0.2", None).await;
+        let outer = serve("127.0.0.1", Some(format!("{inner}/"))).await;
+        let strict = client(only_127_0_0_1);
+        let err = download(&strict, &outer, 1 << 20, only_127_0_0_1)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status, 400);
+        assert!(err.message.contains("private or local"), "{}", err.message);
+        // The same chain with both addresses allowed downloads: the rule made the difference.
+        let open = client(rule(true));
+        let body = download(&open, &outer, 1 << 20, rule(true)).await.unwrap();
+        assert_eq!(&body[..], b"image bytes");
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_refused_addresses_are_refused() {
+        let server = serve("127.0.0.1", None).await;
+        let port = server.rsplit(':').next().unwrap();
+        let by_name = format!("http://localhost:{port}/");
+        let err = check_url(&by_name, is_public).await.unwrap_err();
+        assert_eq!(err.status, 400);
+        assert!(err.message.contains("private or local"), "{}", err.message);
+        // Past the submit-time check, the connection itself resolves through the rule too:
+        // a name that changes its answer after the check (DNS rebinding) is still refused.
+        let guarded = client(is_public);
+        assert!(guarded.get(&by_name).send().await.is_err());
+        assert!(client(rule(true)).get(&by_name).send().await.is_ok());
+        for literal in [
+            "http://127.0.0.1/",
+            "http://[::1]/",
+            "http://[::ffff:7f00:1]/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://10.0.0.1:8080/",
+            "http://[fd00::1]/",
+        ] {
+            let err = check_url(literal, is_public).await.unwrap_err();
+            assert_eq!(err.status, 400, "{literal}");
+        }
+        for refused_scheme in ["file:///etc/passwd", "ftp://example.com/", "gopher://x/"] {
+            assert!(check_url(refused_scheme, rule(true)).await.is_err());
+        }
+    }
 
     #[test]
     fn private_addresses_are_not_public() {

@@ -46,7 +46,7 @@ impl AppState {
         let burst = NonZeroU32::new(config.rate_limit.burst).unwrap_or(rate);
         let (changes, _) = broadcast::channel(1024);
         AppState {
-            http: crate::fetch::client(),
+            http: crate::fetch::client(crate::fetch::rule(config.allow_private_urls)),
             config: Arc::new(config),
             jobs,
             blobs,

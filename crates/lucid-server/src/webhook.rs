@@ -78,7 +78,9 @@ async fn attempt(app: &AppState, n: &Notification) -> Delivery {
             }
         }
     };
-    if let Err(e) = crate::fetch::check_url(&n.url, app.config.allow_private_urls).await {
+    if let Err(e) =
+        crate::fetch::check_url(&n.url, crate::fetch::rule(app.config.allow_private_urls)).await
+    {
         return Delivery::Dropped(e.message);
     }
     let secret = match app.jobs.webhook_secret(n.key_id, false).await {

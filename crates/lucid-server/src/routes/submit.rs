@@ -198,7 +198,7 @@ async fn accept(
                 &app.http,
                 url,
                 app.config.max_upload_bytes(),
-                app.config.allow_private_urls,
+                crate::fetch::rule(app.config.allow_private_urls),
             )
             .await?;
             (new_source(&bytes, url_filename(url))?, Some(bytes))
@@ -206,7 +206,7 @@ async fn accept(
     };
     let plan = req.plan(source.width, source.height, sync)?;
     if let Some(url) = &req.webhook_url {
-        crate::fetch::check_url(url, app.config.allow_private_urls).await?;
+        crate::fetch::check_url(url, crate::fetch::rule(app.config.allow_private_urls)).await?;
     }
     let uploaded = upload.is_some();
     if let Some(bytes) = upload {

@@ -29,6 +29,8 @@ pub struct Options {
     pub max_upload_mb: u64,
     pub webhook_base_delay: Duration,
     pub lease: Duration,
+    /// `--allow-private-urls`; on by default here, since every test server is on loopback.
+    pub allow_private_urls: bool,
 }
 
 impl Default for Options {
@@ -42,6 +44,7 @@ impl Default for Options {
             max_upload_mb: 50,
             webhook_base_delay: Duration::from_millis(100),
             lease: Duration::from_secs(5),
+            allow_private_urls: true,
         }
     }
 }
@@ -60,7 +63,7 @@ async fn start(dir: tempfile::TempDir, options: Options, key: Option<String>) ->
     config.workers = options.workers;
     config.rate_limit = options.rate_limit;
     config.max_upload_mb = options.max_upload_mb;
-    config.allow_private_urls = true;
+    config.allow_private_urls = options.allow_private_urls;
     config.lease = options.lease;
     config.webhook_base_delay = options.webhook_base_delay;
     let app = App::build(config).await.unwrap();

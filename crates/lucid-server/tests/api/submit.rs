@@ -284,6 +284,62 @@ async fn source_url_downloads_the_image() {
 }
 
 #[tokio::test]
+async fn urls_to_private_addresses_are_refused_by_default() {
+    let app = spawn_with(Options {
+        allow_private_urls: false,
+        ..Options::default()
+    })
+    .await;
+    let port = app.base.rsplit(':').next().unwrap().to_string();
+    let reachable = format!("http://localhost:{port}/openapi.json");
+    for url in [
+        reachable.as_str(),
+        "http://127.0.0.1:9/a.png",
+        "http://[::1]/a.png",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.8/a.png",
+        "http://192.168.1.1/a.png",
+    ] {
+        let as_source = app
+            .submit_as(
+                &app.key,
+                "/image/v1/enhance/async",
+                None,
+                &[("source_url", url)],
+            )
+            .await;
+        assert_error(
+            as_source,
+            400,
+            "The URL points to a private or local address, which is not allowed.",
+        )
+        .await;
+        let as_webhook = app
+            .submit_as(
+                &app.key,
+                "/image/v1/enhance/async",
+                Some(png(8, 8)),
+                &[("webhook_url", url)],
+            )
+            .await;
+        assert_error(
+            as_webhook,
+            400,
+            "The URL points to a private or local address, which is not allowed.",
+        )
+        .await;
+    }
+    let listed: Value = app
+        .get_as(&app.key, "/image/v1/status")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+    assert_eq!(app.balance_as(&app.key).await["reserved_credits"], 0);
+}
+
+#[tokio::test]
 async fn invalid_input_is_rejected_with_the_spec_answers() {
     let app = spawn_app().await;
     type Case = (
