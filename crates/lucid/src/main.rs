@@ -170,6 +170,7 @@ fn init_logs(format: &str) {
         tracing_subscriber::EnvFilter::try_from_env("LUCID_LOG").unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();

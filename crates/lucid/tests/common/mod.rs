@@ -52,15 +52,29 @@ pub async fn start(
     workers: usize,
     lease: u64,
 ) -> (Child, String) {
+    let mut cmd = lucid();
+    cmd.stderr(Stdio::null());
+    let (workers, lease) = (workers.to_string(), lease.to_string());
+    let flags = ["--workers", &workers, "--lease-seconds", &lease];
+    start_with(cmd, &flags, dir, key, client).await
+}
+
+/// Starts `cmd` (the binary with its environment and stderr) as `lucid serve` with `flags`
+/// on a free port over the data folder, and waits until it answers.
+pub async fn start_with(
+    mut cmd: Command,
+    flags: &[&str],
+    dir: &Path,
+    key: &str,
+    client: &reqwest::Client,
+) -> (Child, String) {
     let port = free_port();
-    let child = lucid()
+    let child = cmd
         .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-        .args(["--workers", &workers.to_string()])
-        .args(["--lease-seconds", &lease.to_string()])
+        .args(flags)
         .args(["--rate-limit", "100000/s,burst=100000", "--data-dir"])
         .arg(dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
