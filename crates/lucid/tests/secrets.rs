@@ -178,7 +178,3 @@ async fn secrets_stay_out_of_logs_and_error_bodies() {
         }
     }
 }
-
-fn shared_png() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/images/camera.png")
-}

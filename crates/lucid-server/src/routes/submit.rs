@@ -43,6 +43,8 @@ pub fn router() -> axum::Router<AppState> {
 
 /// Longest text field accepted in a form (a prompt is at most 1024 characters).
 const MAX_TEXT_FIELD: usize = 64 * 1024;
+/// Longest form field name accepted (names are echoed in error messages).
+const MAX_FIELD_NAME: usize = 64;
 /// Most parts accepted in one form.
 const MAX_PARTS: usize = 200;
 
@@ -72,23 +74,40 @@ impl FromRequest<AppState> for SubmitForm {
             image: None,
         };
         let mut parts = 0;
-        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
             parts += 1;
             if parts > MAX_PARTS {
                 return Err(ApiError::bad_request("Too many form fields.").into());
             }
             let name = field.name().unwrap_or_default().to_string();
+            if name.len() > MAX_FIELD_NAME {
+                return Err(ApiError::bad_request(format!(
+                    "Form field names are at most {MAX_FIELD_NAME} characters."
+                ))
+                .into());
+            }
             if name == "image" {
+                if form.image.is_some() {
+                    return Err(
+                        ApiError::bad_request("Send one image per request, not several.").into(),
+                    );
+                }
                 let filename = field.file_name().map(str::to_string);
                 let bytes = field.bytes().await.map_err(multipart_error)?;
                 form.image = Some((bytes, filename));
                 continue;
             }
-            let bytes = field.bytes().await.map_err(multipart_error)?;
-            if bytes.len() > MAX_TEXT_FIELD {
-                return Err(ApiError::bad_request(format!("The field {name} is too long.")).into());
+            // Read text in chunks so an oversized field is refused without being buffered.
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                if bytes.len() + chunk.len() > MAX_TEXT_FIELD {
+                    return Err(
+                        ApiError::bad_request(format!("The field {name} is too long.")).into(),
+                    );
+                }
+                bytes.extend_from_slice(&chunk);
             }
-            let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+            let text = String::from_utf8(bytes).map_err(|_| {
                 ApiError::bad_request(format!("The field {name} is not UTF-8 text."))
             })?;
             form.fields.insert(&name, text);

@@ -111,6 +111,11 @@ pub async fn status(client: &reqwest::Client, base: &str, key: &str, id: &str) -
         .unwrap()
 }
 
+/// A photograph from the shared test images.
+pub fn shared_png() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/images/camera.png")
+}
+
 /// Submits `image` to an async endpoint and answers the response.
 pub async fn submit(
     client: &reqwest::Client,
