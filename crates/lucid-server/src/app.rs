@@ -19,8 +19,9 @@ use crate::signing::Signer;
 use crate::state::AppState;
 use crate::worker::{Worker, reap_expired_leases};
 
-/// How long running jobs and open requests get to finish after shutdown starts.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long stopped jobs' workers get to hand them back once the grace period is over (the
+/// pipeline checks for cancellation between bands, so this is short).
+const STOP_WAIT: Duration = Duration::from_secs(5);
 
 pub struct App {
     state: AppState,
@@ -97,7 +98,6 @@ impl App {
         let (stop_tx, stop_rx) = watch::channel(false);
         let tasks = spawn_background(&state, &stop_rx);
         let router = crate::routes::router(state.clone());
-        let draining = state.draining.clone();
         let (signal_tx, mut signal_rx) = watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
@@ -112,7 +112,6 @@ impl App {
         let server = tokio::spawn(async move { server.await });
         let _ = signal_rx.wait_for(|s| *s).await;
         tracing::info!("shutting down: refusing new work, letting running jobs finish");
-        draining.store(true, Ordering::Relaxed);
         let _ = stop_tx.send(true);
         drain(&state, tasks).await;
         let _ = drained_tx.send(true);
@@ -146,14 +145,20 @@ fn spawn_background(state: &AppState, stop: &watch::Receiver<bool>) -> tokio::ta
     tasks
 }
 
-/// Lets running jobs finish within the grace period; the rest are stopped and go back to
-/// Pending when their lease expires.
+/// Refuses new work, lets running jobs finish within the grace period, then stops the rest,
+/// whose workers give them back to Pending (see [`Worker`]).
 async fn drain(state: &AppState, mut tasks: tokio::task::JoinSet<()>) {
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
+    state.draining.store(true, Ordering::Relaxed);
+    let mut join_all = async || while tasks.join_next().await.is_some() {};
+    if tokio::time::timeout(state.config.shutdown_grace, join_all())
+        .await
+        .is_err()
+    {
         state.running.cancel_all();
+        if tokio::time::timeout(STOP_WAIT, join_all()).await.is_err() {
+            tracing::warn!(
+                "some jobs did not stop; they return to Pending when their lease expires"
+            );
+        }
     }
 }

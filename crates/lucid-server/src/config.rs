@@ -61,6 +61,9 @@ pub struct Config {
     pub lease: Duration,
     /// How long a job may run before it is failed (per attempt).
     pub job_timeout: Duration,
+    /// After SIGTERM, how long running jobs get to finish before they are stopped and given
+    /// back to Pending.
+    pub shutdown_grace: Duration,
     /// When no key exists at start, create one with every scope and print it.
     pub create_first_key: bool,
     /// First webhook retry delay; later ones double (spec: 5 s).
@@ -87,6 +90,7 @@ impl Config {
             allow_private_urls: false,
             lease: Duration::from_secs(30),
             job_timeout: Duration::from_secs(90 * 60),
+            shutdown_grace: Duration::from_secs(30),
             create_first_key: true,
             webhook_base_delay: Duration::from_secs(5),
         }

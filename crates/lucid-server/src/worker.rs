@@ -74,7 +74,13 @@ impl Worker {
                 }
                 tracing::info!(process_id = %id, ?finalized, "job finished");
             }
-            // The store already moved the job (cancelled, or its lease was lost).
+            // Stopped because this process is shutting down: the job goes back to Pending now
+            // rather than when its lease expires. Otherwise the store already moved it
+            // (cancelled, or its lease was lost), and release finds it no longer ours.
+            Err(RunError::Stopped) if self.app.draining.load(Ordering::Relaxed) => {
+                let released = self.app.jobs.release(id, &self.id).await?;
+                tracing::info!(process_id = %id, released, "job stopped by shutdown");
+            }
             Err(RunError::Stopped) => {}
             Err(RunError::Failed(msg)) => {
                 tracing::warn!(process_id = %id, error = %msg, "job failed");

@@ -197,6 +197,27 @@ pub async fn expired_lease_returns_to_pending_then_fails(store: &dyn JobStore) {
     assert_eq!((b.reserved, b.total), (0, 5), "a failed job is not charged");
 }
 
+pub async fn release_returns_a_job_to_pending_without_using_an_attempt(store: &dyn JobStore) {
+    let k = key(store, "release", Some(5)).await;
+    let j = submitted(store, k, 2).await;
+    store.claim("w", LEASE).await.unwrap().unwrap();
+    assert!(!store.release(j.id, "other").await.unwrap(), "not its job");
+    assert!(store.release(j.id, "w").await.unwrap());
+    let back = store.job(k, j.id).await.unwrap().unwrap();
+    assert_eq!((back.state, back.attempts), (JobState::Pending, 0));
+    assert!(!store.release(j.id, "w").await.unwrap(), "already released");
+    let b = store.balance(k).await.unwrap();
+    assert_eq!((b.reserved, b.total), (2, 5), "still reserved, not charged");
+    // Claimed again, it runs normally; a cancelled job is not released.
+    store.claim("w2", LEASE).await.unwrap().unwrap();
+    store.cancel(k, j.id).await.unwrap();
+    assert!(!store.release(j.id, "w2").await.unwrap());
+    assert_eq!(
+        store.job(k, j.id).await.unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+}
+
 pub async fn list_is_newest_first_with_cursor(store: &dyn JobStore) {
     let k = key(store, "list", None).await;
     let mut ids = Vec::new();
@@ -662,7 +683,9 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             keys_authenticate_and_revoke, credits_are_reserved_then_charged_once,
             cancel_pending_releases_credits, cancel_then_finalize_loses, other_key_sees_not_found,
-            expired_lease_returns_to_pending_then_fails, list_is_newest_first_with_cursor,
+            expired_lease_returns_to_pending_then_fails,
+            release_returns_a_job_to_pending_without_using_an_attempt,
+            list_is_newest_first_with_cursor,
             delete_needs_a_finished_job, list_filters_combine, idempotent_submit_replays_or_conflicts,
             outbox_delivers_a_jobs_notifications_in_order, failed_deliveries_are_retried_with_the_same_id);
         $crate::conformance_tests!(@racing $make;

@@ -216,6 +216,9 @@ pub trait JobStore: Send + Sync {
     /// Extends the lease; `false` when the job is no longer this worker's.
     async fn renew(&self, id: ProcessId, worker: &str, lease: Duration)
     -> Result<bool, StoreError>;
+    /// Gives a running job back (its worker is shutting down): Pending again at once, and the
+    /// interrupted attempt does not count. `false` when the job is no longer this worker's.
+    async fn release(&self, id: ProcessId, worker: &str) -> Result<bool, StoreError>;
     async fn set_progress(
         &self,
         id: ProcessId,

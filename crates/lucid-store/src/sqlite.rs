@@ -527,6 +527,25 @@ impl JobStore for SqliteStore {
         Ok(r.rows_affected() == 1)
     }
 
+    async fn release(&self, id: ProcessId, worker: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'Pending', progress = 0, lease_owner = NULL, lease_expires_ms = NULL, \
+             attempts = MAX(attempts - 1, 0), modified_ms = ? WHERE id = ? AND state = 'Processing' AND lease_owner = ?",
+        )
+        .bind(now_ms())
+        .bind(id.to_string())
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?;
+        let released = r.rows_affected() == 1;
+        if released {
+            enqueue_webhook(&mut tx, &id.to_string()).await?;
+        }
+        tx.commit().await?;
+        Ok(released)
+    }
+
     async fn set_progress(
         &self,
         id: ProcessId,

@@ -94,6 +94,10 @@ struct WorkArgs {
     /// how long the jobs of a crashed worker wait before another takes them.
     #[arg(long, env = "LUCID_LEASE_SECONDS", default_value_t = 30)]
     lease_seconds: u64,
+    /// After SIGTERM, seconds running jobs get to finish; then they are stopped and go back
+    /// to Pending for another worker, without using up one of their attempts.
+    #[arg(long, env = "LUCID_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
+    shutdown_grace_seconds: u64,
 }
 
 impl WorkArgs {
@@ -103,6 +107,7 @@ impl WorkArgs {
             config.workers = n;
         }
         config.lease = std::time::Duration::from_secs(self.lease_seconds.max(1));
+        config.shutdown_grace = std::time::Duration::from_secs(self.shutdown_grace_seconds);
     }
 }
 

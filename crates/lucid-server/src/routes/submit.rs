@@ -62,10 +62,12 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> HttpError {
     }
 }
 
-impl FromRequest<AppState> for SubmitForm {
+// Generic over the state, which parsing does not use, so the form can be parsed (and fuzzed)
+// without a server.
+impl<S: Send + Sync> FromRequest<S> for SubmitForm {
     type Rejection = HttpError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, HttpError> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, HttpError> {
         let mut multipart = Multipart::from_request(req, state).await.map_err(|_| {
             ApiError::bad_request("The request must be multipart/form-data with an image, source_id or source_url field.")
         })?;

@@ -17,7 +17,7 @@ pub struct TestApp {
     pub key: String,
     pub state: AppState,
     pub dir: tempfile::TempDir,
-    options: Options,
+    pub options: Options,
     shutdown: tokio::sync::oneshot::Sender<()>,
     running: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -31,6 +31,7 @@ pub struct Options {
     pub lease: Duration,
     /// `--allow-private-urls`; on by default here, since every test server is on loopback.
     pub allow_private_urls: bool,
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Options {
@@ -45,6 +46,7 @@ impl Default for Options {
             webhook_base_delay: Duration::from_millis(100),
             lease: Duration::from_secs(5),
             allow_private_urls: true,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -65,6 +67,7 @@ async fn start(dir: tempfile::TempDir, options: Options, key: Option<String>) ->
     config.max_upload_mb = options.max_upload_mb;
     config.allow_private_urls = options.allow_private_urls;
     config.lease = options.lease;
+    config.shutdown_grace = options.shutdown_grace;
     config.webhook_base_delay = options.webhook_base_delay;
     let app = App::build(config).await.unwrap();
     let key = key.unwrap_or_else(|| {
@@ -93,9 +96,14 @@ async fn start(dir: tempfile::TempDir, options: Options, key: Option<String>) ->
 impl TestApp {
     /// Stops the server (as SIGTERM would) and starts a new one on the same data folder.
     pub async fn restart(self) -> TestApp {
+        let options = self.options.clone();
+        self.restart_with(options).await
+    }
+
+    /// [`TestApp::restart`] with other options.
+    pub async fn restart_with(self, options: Options) -> TestApp {
         let TestApp {
             dir,
-            options,
             key,
             shutdown,
             running,

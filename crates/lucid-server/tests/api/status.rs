@@ -1,5 +1,7 @@
 //! Listing, pagination, deletion, credits across the job's life.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -162,7 +164,7 @@ async fn a_job_longer_than_its_lease_keeps_it_by_renewing() {
     // A one-second lease and a job of several seconds whose progress moves at every tick:
     // the lease must be renewed all the same, or the reaper takes the job back mid-run.
     let app = spawn_with(Options {
-        lease: std::time::Duration::from_secs(1),
+        lease: Duration::from_secs(1),
         ..Options::default()
     })
     .await;
@@ -172,8 +174,51 @@ async fn a_job_longer_than_its_lease_keeps_it_by_renewing() {
     let started = std::time::Instant::now();
     app.run_worker().await;
     assert!(
-        started.elapsed() > std::time::Duration::from_millis(1500),
+        started.elapsed() > Duration::from_millis(1500),
         "the job must outlast its lease for this test to mean anything"
     );
+    assert_eq!(app.status(&id).await["status"], "Completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_gives_a_running_job_back_without_using_an_attempt() {
+    let app = spawn_with(Options {
+        workers: 1,
+        lease: Duration::from_secs(120),
+        shutdown_grace: Duration::from_millis(100),
+        ..Options::default()
+    })
+    .await;
+    let id = app.submit_ok("denoise", png(2000, 2000), &[]).await;
+    let started = std::time::Instant::now();
+    while app.status(&id).await["status"] != "Processing" {
+        assert!(started.elapsed() < Duration::from_secs(20), "never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stopping = std::time::Instant::now();
+    let options = Options {
+        workers: 0,
+        ..app.options.clone()
+    };
+    let app = app.restart_with(options).await;
+    // Back at once, not after the 120 s lease, and the interrupted attempt is not counted.
+    assert!(stopping.elapsed() < Duration::from_secs(10));
+    let job = app
+        .state
+        .jobs
+        .job_any(lucid_core::ProcessId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (job.state, job.attempts, job.progress),
+        (lucid_core::JobState::Pending, 0, 0)
+    );
+    assert_eq!(
+        app.balance_as(&app.key).await["reserved_credits"],
+        job.credits
+    );
+    // And it completes on the next worker.
+    assert_eq!(app.run_worker().await, 1);
     assert_eq!(app.status(&id).await["status"], "Completed");
 }
