@@ -67,9 +67,6 @@ struct ServeArgs {
     /// Largest request body in megabytes.
     #[arg(long, env = "LUCID_MAX_UPLOAD_MB", default_value_t = 500)]
     max_upload_mb: u64,
-    /// Let source_url reach loopback and private addresses.
-    #[arg(long, env = "LUCID_ALLOW_PRIVATE_URLS")]
-    allow_private_urls: bool,
 }
 
 #[derive(Args)]
@@ -98,6 +95,9 @@ struct WorkArgs {
     /// to Pending for another worker, without using up one of their attempts.
     #[arg(long, env = "LUCID_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     shutdown_grace_seconds: u64,
+    /// Let source_url downloads and webhook deliveries reach loopback and private addresses.
+    #[arg(long, env = "LUCID_ALLOW_PRIVATE_URLS")]
+    allow_private_urls: bool,
 }
 
 impl WorkArgs {
@@ -108,6 +108,7 @@ impl WorkArgs {
         }
         config.lease = std::time::Duration::from_secs(self.lease_seconds.max(1));
         config.shutdown_grace = std::time::Duration::from_secs(self.shutdown_grace_seconds);
+        config.allow_private_urls = self.allow_private_urls;
     }
 }
 
@@ -211,7 +212,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.public_url = args.public_url;
             config.rate_limit = args.rate_limit;
             config.max_upload_mb = args.max_upload_mb;
-            config.allow_private_urls = args.allow_private_urls;
             let app = lucid_server::App::build(config).await?;
             if let Some(key) = app.first_key() {
                 println!("Created an API key with every scope (shown once): {key}");
