@@ -2,7 +2,7 @@
 //! header before any pixel is decoded; EXIF orientation is applied on decode, and the ICC profile
 //! and EXIF block (orientation reset) are carried into outputs that can hold them.
 
-use std::io::Cursor;
+use std::io::{Cursor, Seek, Write};
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use lucid_core::OutputFormat;
@@ -251,57 +251,252 @@ pub fn encode_with_metadata(
     format: OutputFormat,
     meta: &Metadata,
 ) -> Result<Vec<u8>, ImagingError> {
-    let mut out = Vec::new();
-    let err = |e: image::ImageError| ImagingError::Encode(e.to_string());
-    let jpeg_err = |e: jpeg_encoder::EncodingError| ImagingError::Encode(e.to_string());
-    let unsupported = |e: image::error::UnsupportedError| ImagingError::Encode(e.to_string());
-    let (w, h) = (raster.width as u32, raster.height as u32);
+    let out = encode_rows(
+        &mut WholeRaster(raster),
+        format,
+        meta,
+        Cursor::new(Vec::new()),
+    )?;
+    Ok(out.into_inner())
+}
+
+/// An output image handed to the encoders band by band, top to bottom: a raster already in
+/// memory, or an operation that computes its rows as they are asked for.
+pub trait RowSource {
+    fn width(&self) -> usize;
+    fn height(&self) -> usize;
+    /// 3 (RGB) or 4 (RGBA).
+    fn channels(&self) -> usize;
+    /// Fills `band` (sized by the caller: [`RowSource::width`] wide, up to the bottom) with the
+    /// output rows starting at `y0`.
+    fn fill(&mut self, y0: usize, band: &mut Raster) -> Result<(), ImagingError>;
+}
+
+/// A raster in memory as a [`RowSource`].
+pub struct WholeRaster<'a>(pub &'a Raster);
+
+impl RowSource for WholeRaster<'_> {
+    fn width(&self) -> usize {
+        self.0.width
+    }
+    fn height(&self) -> usize {
+        self.0.height
+    }
+    fn channels(&self) -> usize {
+        self.0.channels
+    }
+    fn fill(&mut self, y0: usize, band: &mut Raster) -> Result<(), ImagingError> {
+        let (start, len) = (y0 * self.0.row_len(), band.data.len());
+        band.data.copy_from_slice(&self.0.data[start..start + len]);
+        Ok(())
+    }
+}
+
+/// Rows the encoders take from their source at a time (TIFF strips are this tall).
+const ENCODE_BAND_ROWS: usize = 64;
+
+/// Encodes rows as the source yields them, so only a band of the output is ever held as
+/// pixels: PNG through a streaming writer, TIFF strip by strip, JPEG one MCU row at a time
+/// (baseline, 4:2:0 like libjpeg's, Pillow's and OpenCV's defaults; AVX2 DCT where the CPU has
+/// it). Embeds the ICC profile (all three) and the EXIF block (JPEG, PNG).
+pub fn encode_rows<W: Write + Seek>(
+    source: &mut dyn RowSource,
+    format: OutputFormat,
+    meta: &Metadata,
+    out: W,
+) -> Result<W, ImagingError> {
+    let (w, h, c) = (source.width(), source.height(), source.channels());
+    let enc_err = |e: &dyn std::fmt::Display| ImagingError::Encode(e.to_string());
     match format {
         OutputFormat::Jpeg => {
-            // jpeg-encoder uses AVX2 where the CPU has it. 4:2:0 chroma like libjpeg's, Pillow's
-            // and OpenCV's defaults (the crate would pick 4:4:4 at quality 90 and above).
-            let rgb = raster.to_rgb8_on_white();
+            let mut out = out;
             let mut enc = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
             enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
             if let Some(icc) = &meta.icc {
-                enc.add_icc_profile(icc).map_err(jpeg_err)?;
+                enc.add_icc_profile(icc).map_err(|e| enc_err(&e))?;
             }
             // An APP1 segment holds at most 64 KiB; a larger EXIF block is left out.
             if let Some(exif) = meta.exif.as_ref().filter(|e| e.len() <= 65_000) {
                 enc.add_app_segment(1, [b"Exif\0\0".as_slice(), exif].concat())
-                    .map_err(jpeg_err)?;
+                    .map_err(|e| enc_err(&e))?;
             }
-            enc.encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
-                .map_err(jpeg_err)?;
+            let rows = JpegRows {
+                state: std::cell::RefCell::new(JpegState {
+                    source,
+                    band: Raster::new(w, 0, c),
+                    band_y0: 0,
+                    error: None,
+                }),
+                width: w as u16,
+                height: h as u16,
+            };
+            enc.encode_image(&rows).map_err(|e| enc_err(&e))?;
+            if let Some(e) = rows.state.into_inner().error {
+                return Err(e);
+            }
+            Ok(out)
         }
         OutputFormat::Png => {
-            let mut enc = image::codecs::png::PngEncoder::new_with_quality(
-                &mut out,
-                image::codecs::png::CompressionType::Fast,
-                image::codecs::png::FilterType::Adaptive,
-            );
-            if let Some(icc) = &meta.icc {
-                enc.set_icc_profile(icc.clone()).map_err(unsupported)?;
-            }
-            if let Some(exif) = &meta.exif {
-                enc.set_exif_metadata(exif.clone()).map_err(unsupported)?;
-            }
-            enc.write_image(&raster.to_u8(), w, h, raster.color_type())
-                .map_err(err)?;
+            let mut info = png::Info::with_size(w as u32, h as u32);
+            info.icc_profile = meta.icc.as_deref().map(Into::into);
+            info.exif_metadata = meta.exif.as_deref().map(Into::into);
+            let mut out = out;
+            let mut enc = png::Encoder::with_info(&mut out, info).map_err(|e| enc_err(&e))?;
+            enc.set_color(if c == 4 {
+                png::ColorType::Rgba
+            } else {
+                png::ColorType::Rgb
+            });
+            enc.set_depth(png::BitDepth::Eight);
+            enc.set_compression(png::Compression::Fast);
+            enc.set_filter(png::Filter::Adaptive);
+            let mut writer = enc.write_header().map_err(|e| enc_err(&e))?;
+            let mut stream = writer.stream_writer().map_err(|e| enc_err(&e))?;
+            for_each_band(source, |band| {
+                stream.write_all(&band.to_u8()).map_err(|e| enc_err(&e))
+            })?;
+            stream.finish().map_err(|e| enc_err(&e))?;
+            writer.finish().map_err(|e| enc_err(&e))?;
+            Ok(out)
         }
         OutputFormat::Tiff => {
-            let mut enc = image::codecs::tiff::TiffEncoder::new(Cursor::new(&mut out));
-            if let Some(icc) = &meta.icc {
-                enc.set_icc_profile(icc.clone()).map_err(unsupported)?;
+            let mut out = out;
+            let mut tiff = tiff::encoder::TiffEncoder::new(&mut out).map_err(|e| enc_err(&e))?;
+            if c == 4 {
+                write_tiff::<tiff::encoder::colortype::RGBA8, _>(&mut tiff, source, meta)?;
+            } else {
+                write_tiff::<tiff::encoder::colortype::RGB8, _>(&mut tiff, source, meta)?;
             }
-            enc.write_image(&raster.to_u8(), w, h, raster.color_type())
-                .map_err(err)?;
+            Ok(out)
         }
     }
-    Ok(out)
+}
+/// Hands `f` the source's rows in bands of [`ENCODE_BAND_ROWS`], top to bottom.
+fn for_each_band(
+    source: &mut dyn RowSource,
+    mut f: impl FnMut(&Raster) -> Result<(), ImagingError>,
+) -> Result<(), ImagingError> {
+    let (w, h, c) = (source.width(), source.height(), source.channels());
+    let mut band = Raster::new(w, ENCODE_BAND_ROWS.min(h), c);
+    for y0 in (0..h).step_by(ENCODE_BAND_ROWS) {
+        let rows = ENCODE_BAND_ROWS.min(h - y0);
+        if rows != band.height {
+            band = Raster::new(w, rows, c);
+        }
+        source.fill(y0, &mut band)?;
+        f(&band)?;
+    }
+    Ok(())
 }
 
-use image::ImageEncoder;
+fn write_tiff<C, W>(
+    tiff: &mut tiff::encoder::TiffEncoder<W>,
+    source: &mut dyn RowSource,
+    meta: &Metadata,
+) -> Result<(), ImagingError>
+where
+    C: tiff::encoder::colortype::ColorType<Inner = u8>,
+    W: Write + Seek,
+{
+    let enc_err = |e: tiff::TiffError| ImagingError::Encode(e.to_string());
+    let mut image = tiff
+        .new_image::<C>(source.width() as u32, source.height() as u32)
+        .map_err(enc_err)?;
+    image
+        .rows_per_strip(ENCODE_BAND_ROWS as u32)
+        .map_err(enc_err)?;
+    if let Some(icc) = &meta.icc {
+        image
+            .encoder()
+            .write_tag(tiff::tags::Tag::IccProfile, icc.as_slice())
+            .map_err(enc_err)?;
+    }
+    for_each_band(source, |band| {
+        image.write_strip(&band.to_u8()).map_err(enc_err)
+    })?;
+    image.finish().map_err(enc_err)
+}
+
+/// The JPEG encoder pulls rows one at a time (`fill_buffers` cannot fail or borrow mutably), so
+/// the source sits in a cell with the current band, and an error is kept for after the encode.
+struct JpegRows<'s> {
+    state: std::cell::RefCell<JpegState<'s>>,
+    width: u16,
+    height: u16,
+}
+
+struct JpegState<'s> {
+    source: &'s mut dyn RowSource,
+    band: Raster,
+    band_y0: usize,
+    error: Option<ImagingError>,
+}
+
+impl jpeg_encoder::ImageBuffer for &JpegRows<'_> {
+    fn get_jpeg_color_type(&self) -> jpeg_encoder::JpegColorType {
+        jpeg_encoder::JpegColorType::Ycbcr
+    }
+
+    fn width(&self) -> u16 {
+        self.width
+    }
+
+    fn height(&self) -> u16 {
+        self.height
+    }
+
+    fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
+        let mut state = self.state.borrow_mut();
+        let state = &mut *state;
+        let y = y as usize;
+        if y < state.band_y0 || y >= state.band_y0 + state.band.height {
+            let (w, c) = (state.band.width, state.band.channels);
+            let rows = ENCODE_BAND_ROWS.min(self.height as usize - y);
+            if rows != state.band.height {
+                state.band = Raster::new(w, rows, c);
+            }
+            state.band_y0 = y;
+            if state.error.is_none()
+                && let Err(e) = state.source.fill(y, &mut state.band)
+            {
+                state.error = Some(e);
+            }
+        }
+        let row_len = state.band.row_len();
+        let row = &state.band.data[(y - state.band_y0) * row_len..][..row_len];
+        append_ycbcr(row, state.band.channels, buffers);
+    }
+}
+
+/// Appends one row as JFIF Y, Cb and Cr bytes (BT.601 full range), compositing any alpha onto
+/// white.
+fn append_ycbcr(row: &[f32], channels: usize, buffers: &mut [Vec<u8>; 4]) {
+    let n = row.len() / channels;
+    let [ys, cbs, crs, _] = buffers;
+    let start = ys.len();
+    ys.resize(start + n, 0);
+    cbs.resize(start + n, 0);
+    crs.resize(start + n, 0);
+    let (ys, cbs, crs) = (&mut ys[start..], &mut cbs[start..], &mut crs[start..]);
+    let byte = |v: f32| (v + 0.5).clamp(0.0, 255.0) as u8;
+    for (i, p) in row.chunks_exact(channels).enumerate() {
+        let (mut r, mut g, mut b) = (p[0], p[1], p[2]);
+        if channels == 4 {
+            let a = p[3].clamp(0.0, 1.0);
+            r = r * a + (1.0 - a);
+            g = g * a + (1.0 - a);
+            b = b * a + (1.0 - a);
+        }
+        let (r, g, b) = (
+            r.clamp(0.0, 1.0) * 255.0,
+            g.clamp(0.0, 1.0) * 255.0,
+            b.clamp(0.0, 1.0) * 255.0,
+        );
+        ys[i] = byte(0.299 * r + 0.587 * g + 0.114 * b);
+        cbs[i] = byte(128.0 - 0.168_736 * r - 0.331_264 * g + 0.5 * b);
+        crs[i] = byte(128.0 + 0.5 * r - 0.418_688 * g - 0.081_312 * b);
+    }
+}
 
 /// A small textured PNG (gradients plus a fine pattern) for examples and tests.
 #[doc(hidden)]

@@ -118,6 +118,20 @@ impl<'a> Ctx<'a> {
 
     /// Runs `f(y, row)` for every row of `out` (rows of `row_len` values), in parallel bands.
     /// Checks the cancel token before each band and reports progress after it.
+    /// Reports progress `within` (0–1) the current pass, for passes that do not run through
+    /// [`Ctx::bands`].
+    pub fn advance(&self, within: f32) {
+        let planned = self.passes_planned.load(Ordering::Relaxed) as f32;
+        let pass = self.passes_done.load(Ordering::Relaxed) as f32;
+        let fraction = ((pass + within.clamp(0.0, 1.0)) / planned).min(1.0);
+        self.report(self.span.0 + (self.span.1 - self.span.0) * fraction);
+    }
+
+    /// Ends a pass that reported through [`Ctx::advance`].
+    pub fn pass_done(&self) {
+        self.passes_done.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn rows<F>(&self, out: &mut [f32], row_len: usize, f: F) -> Result<(), ImagingError>
     where
         F: Fn(usize, &mut [f32]) + Sync,

@@ -406,11 +406,14 @@ pub fn noise_sigma(plane: &[f32], w: usize, h: usize) -> f32 {
     *diagonal.select_nth_unstable_by(mid, f32::total_cmp).1 / 0.6745
 }
 
-/// Lanczos-3 resampling onto the output canvas the placement describes: scaled to fit with
-/// borders (transparent with alpha, black without), or scaled to cover and centre-cropped.
+/// Output rows resampled per band: small enough to cancel promptly and to bound memory, large
+/// enough to keep the resizer's threads busy.
+const RESAMPLE_BAND_ROWS: usize = 256;
+
+/// Lanczos-3 resample to the placement: scaled, then letterboxed onto a black (transparent)
+/// canvas or cropped to fill. Works in bands of output rows (see [`resample_rows`]).
 pub fn resample(ctx: &Ctx, img: &Raster, p: &Placement) -> Result<Raster, ImagingError> {
     ctx.check()?;
-    let (in_w, in_h) = (img.width as f64, img.height as f64);
     let (out_w, out_h) = (p.width as usize, p.height as usize);
     if (img.width, img.height) == (out_w, out_h)
         && !p.is_letterboxed()
@@ -419,61 +422,160 @@ pub fn resample(ctx: &Ctx, img: &Raster, p: &Placement) -> Result<Raster, Imagin
     {
         return Ok(img.clone());
     }
+    let mut out = Raster::new(out_w, out_h, img.channels);
+    let row_len = out.row_len();
+    for (i, chunk) in out
+        .data
+        .chunks_mut(row_len * RESAMPLE_BAND_ROWS)
+        .enumerate()
+    {
+        ctx.check()?;
+        let y0 = i * RESAMPLE_BAND_ROWS;
+        let band = resample_rows(img, p, y0, y0 + chunk.len() / row_len)?;
+        chunk.copy_from_slice(&band.data);
+        ctx.advance((y0 + chunk.len() / row_len) as f32 / out_h as f32);
+    }
+    ctx.pass_done();
+    Ok(out)
+}
+
+/// Rows `y0..y1` of the resampled image, computed from only the source rows their filter taps
+/// reach. The taps sit exactly where they would for the whole image (the resizer places them
+/// by the crop window but clamps them to the source it is given, which covers them all), so
+/// bands join without seams.
+pub fn resample_rows(
+    img: &Raster,
+    p: &Placement,
+    y0: usize,
+    y1: usize,
+) -> Result<Raster, ImagingError> {
+    let c = img.channels;
+    let out_w = p.width as usize;
+    let mut out = Raster::new(out_w, y1 - y0, c);
+    let letterboxed = p.is_letterboxed();
+    // The scaled image: where it sits in the output, and its full height.
+    let (dst_x, dst_y, dst_w, dst_h) = if letterboxed {
+        let (x, y) = (p.offset_x as usize, p.offset_y as usize);
+        (x, y, p.scaled_width as usize, p.scaled_height as usize)
+    } else {
+        (0, 0, out_w, p.height as usize)
+    };
+    // Rows of the scaled image this band covers.
+    let s0 = y0.max(dst_y).min(dst_y + dst_h) - dst_y;
+    let s1 = y1.max(dst_y).min(dst_y + dst_h) - dst_y;
+    if s0 >= s1 {
+        return Ok(out);
+    }
+    let (in_w, in_h) = (img.width as f64, img.height as f64);
+    let (sx, sy) = (p.scaled_width as f64 / in_w, p.scaled_height as f64 / in_h);
+    // The source window, in source pixels: everything, or the part a crop keeps.
+    let (left, top, width, height) = if !letterboxed && (p.offset_x < 0 || p.offset_y < 0) {
+        (
+            -p.offset_x as f64 / sx,
+            -p.offset_y as f64 / sy,
+            p.width as f64 / sx,
+            p.height as f64 / sy,
+        )
+    } else {
+        (0.0, 0.0, in_w, in_h)
+    };
+    let scale_y = height / dst_h as f64;
+    let band_top = top + s0 as f64 * scale_y;
+    let band_height = (s1 - s0) as f64 * scale_y;
+    // Lanczos-3 reaches 3 source pixels (times the scale when shrinking) from each centre.
+    let reach = 3.0 * scale_y.max(1.0) + 1.0;
+    let r0 = (band_top - reach).floor().max(0.0) as usize;
+    let r1 = ((band_top + band_height + reach).ceil() as usize).min(img.height);
     let pixel_type = if img.has_alpha() {
         fir::PixelType::F32x4
     } else {
         fir::PixelType::F32x3
     };
-    let src_bytes: &[u8] = bytemuck::cast_slice(&img.data);
-    let src =
-        fir::images::ImageRef::new(img.width as u32, img.height as u32, src_bytes, pixel_type)
-            .map_err(|e| ImagingError::Decode(e.to_string()))?;
-    let (sx, sy) = (p.scaled_width as f64 / in_w, p.scaled_height as f64 / in_h);
-    // Cropping happens on the source; letterboxing pastes the scaled image into the canvas.
-    let (dst_w, dst_h) = if p.is_letterboxed() {
-        (p.scaled_width, p.scaled_height)
-    } else {
-        (p.width, p.height)
-    };
-    let mut options = fir::ResizeOptions::new()
-        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3));
-    if !p.is_letterboxed() && (p.offset_x < 0 || p.offset_y < 0) {
-        options = options.crop(
-            -p.offset_x as f64 / sx,
-            -p.offset_y as f64 / sy,
-            p.width as f64 / sx,
-            p.height as f64 / sy,
+    let rows = &img.data[r0 * img.row_len()..r1 * img.row_len()];
+    let src = fir::images::ImageRef::new(
+        img.width as u32,
+        (r1 - r0) as u32,
+        bytemuck::cast_slice(rows),
+        pixel_type,
+    )
+    .map_err(|e| ImagingError::Decode(e.to_string()))?;
+    let options = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3))
+        // The window can overshoot the source by a rounding error; the resizer refuses that.
+        .crop(
+            left,
+            band_top - r0 as f64,
+            width.min(in_w - left),
+            band_height.min(r1 as f64 - band_top),
         );
-    }
-    let mut dst = fir::images::Image::new(dst_w, dst_h, pixel_type);
-    fir::Resizer::new()
-        .resize(&src, &mut dst, &options)
+    let first = dst_y + s0 - y0;
+    let resize = |into: &mut [f32]| {
+        let mut dst = fir::images::Image::from_slice_u8(
+            dst_w as u32,
+            (s1 - s0) as u32,
+            bytemuck::cast_slice_mut(into),
+            pixel_type,
+        )
         .map_err(|e| ImagingError::Decode(e.to_string()))?;
-    ctx.check()?;
-    let scaled: Vec<f32> = bytemuck::pod_collect_to_vec(dst.buffer());
-    if !p.is_letterboxed() {
-        return Ok(Raster {
-            width: out_w,
-            height: out_h,
-            channels: img.channels,
-            data: scaled,
-        });
+        fir::Resizer::new()
+            .resize(&src, &mut dst, &options)
+            .map_err(|e| ImagingError::Decode(e.to_string()))
+    };
+    if dst_w == out_w {
+        // Straight into the output rows.
+        let row_len = out.row_len();
+        resize(&mut out.data[first * row_len..(first + s1 - s0) * row_len])?;
+    } else {
+        let mut scaled = vec![0.0f32; dst_w * c * (s1 - s0)];
+        resize(&mut scaled)?;
+        for (i, row) in scaled.chunks_exact(dst_w * c).enumerate() {
+            let start = ((first + i) * out_w + dst_x) * c;
+            out.data[start..start + dst_w * c].copy_from_slice(row);
+        }
     }
-    let c = img.channels;
-    let mut canvas = Raster::new(out_w, out_h, c);
-    let (ox, oy, sw) = (p.offset_x as usize, p.offset_y as usize, dst_w as usize);
-    for y in 0..dst_h as usize {
-        let dst_start = ((oy + y) * out_w + ox) * c;
-        canvas.data[dst_start..dst_start + sw * c]
-            .copy_from_slice(&scaled[y * sw * c..(y + 1) * sw * c]);
-    }
-    Ok(canvas)
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Cancel;
+
+    #[test]
+    fn resampled_bands_join_without_seams() {
+        let (w, h) = (61, 47);
+        let mut img = Raster::new(w, h, 3);
+        for (i, v) in img.data.iter_mut().enumerate() {
+            // Edges and texture everywhere, so any misplaced tap shows.
+            *v = ((i * 7919) % 251) as f32 / 250.0;
+        }
+        let cases = [
+            Placement::compute(61, 47, Some(170), None, false).unwrap(), // ×2.8 up
+            Placement::compute(61, 47, Some(19), None, false).unwrap(),  // ×0.31 down
+            Placement::compute(61, 47, Some(150), Some(150), false).unwrap(), // letterbox
+            Placement::compute(61, 47, Some(150), Some(150), true).unwrap(), // crop to fill
+            Placement::compute(61, 47, Some(40), Some(90), true).unwrap(), // crop, shrinking x
+        ];
+        for p in cases {
+            let whole = resample_rows(&img, &p, 0, p.height as usize).unwrap();
+            for band in [1, 5, 16] {
+                let mut joined = Vec::new();
+                let mut y = 0;
+                while y < p.height as usize {
+                    let y1 = (y + band).min(p.height as usize);
+                    joined.extend(resample_rows(&img, &p, y, y1).unwrap().data);
+                    y = y1;
+                }
+                let worst = whole
+                    .data
+                    .iter()
+                    .zip(&joined)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(worst < 1e-4, "{p:?} in bands of {band}: off by {worst}");
+            }
+        }
+    }
 
     fn ctx(cancel: &Cancel) -> Ctx<'_> {
         Ctx::new(cancel, &|_| {}, (0.0, 1.0))
