@@ -272,6 +272,19 @@ pub trait RowSource {
     fn fill(&mut self, y0: usize, band: &mut Raster) -> Result<(), ImagingError>;
 }
 
+/// Reads every row of the source into one raster.
+pub fn read_all(source: &mut dyn RowSource) -> Result<Raster, ImagingError> {
+    let mut out = Raster::new(source.width(), source.height(), source.channels());
+    let row_len = out.row_len();
+    let mut y0 = 0;
+    for_each_band(source, |band| {
+        out.data[y0 * row_len..][..band.data.len()].copy_from_slice(&band.data);
+        y0 += band.height;
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// A raster in memory as a [`RowSource`].
 pub struct WholeRaster<'a>(pub &'a Raster);
 
@@ -309,7 +322,13 @@ pub fn encode_rows<W: Write + Seek>(
     let enc_err = |e: &dyn std::fmt::Display| ImagingError::Encode(e.to_string());
     match format {
         OutputFormat::Jpeg => {
-            let mut out = out;
+            // The encoder cannot be told to stop from `fill_buffers`; once a row fails (a
+            // cancel), its writer fails instead, which ends the encode at its next write.
+            let failed = std::rc::Rc::new(std::cell::Cell::new(false));
+            let mut out = StopOnFailure {
+                inner: out,
+                failed: failed.clone(),
+            };
             let mut enc = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
             enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
             if let Some(icc) = &meta.icc {
@@ -326,15 +345,17 @@ pub fn encode_rows<W: Write + Seek>(
                     band: Raster::new(w, 0, c),
                     band_y0: 0,
                     error: None,
+                    failed,
                 }),
                 width: w as u16,
                 height: h as u16,
             };
-            enc.encode_image(&rows).map_err(|e| enc_err(&e))?;
+            let encoded = enc.encode_image(&rows);
             if let Some(e) = rows.state.into_inner().error {
                 return Err(e);
             }
-            Ok(out)
+            encoded.map_err(|e| enc_err(&e))?;
+            Ok(out.inner)
         }
         OutputFormat::Png => {
             let mut info = png::Info::with_size(w as u32, h as u32);
@@ -430,6 +451,26 @@ struct JpegState<'s> {
     band: Raster,
     band_y0: usize,
     error: Option<ImagingError>,
+    failed: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+/// A writer that refuses every write once `failed` is set.
+struct StopOnFailure<W> {
+    inner: W,
+    failed: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<W: Write> Write for StopOnFailure<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failed.get() {
+            return Err(std::io::Error::other("the image rows failed"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl jpeg_encoder::ImageBuffer for &JpegRows<'_> {
@@ -460,6 +501,7 @@ impl jpeg_encoder::ImageBuffer for &JpegRows<'_> {
                 && let Err(e) = state.source.fill(y, &mut state.band)
             {
                 state.error = Some(e);
+                state.failed.set(true);
             }
         }
         let row_len = state.band.row_len();

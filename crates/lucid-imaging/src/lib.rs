@@ -127,6 +127,13 @@ impl<'a> Ctx<'a> {
         self.report(self.span.0 + (self.span.1 - self.span.0) * fraction);
     }
 
+    /// The same cancel token without progress reports or pass counting: for steps that run
+    /// inside another pass's bands.
+    pub fn quiet(&self) -> Ctx<'a> {
+        const SILENT: Progress<'static> = &|_| {};
+        Ctx::new(self.cancel, SILENT, (0.0, 0.0))
+    }
+
     /// Ends a pass that reported through [`Ctx::advance`].
     pub fn pass_done(&self) {
         self.passes_done.fetch_add(1, Ordering::Relaxed);

@@ -6,6 +6,9 @@ use lucid_core::geometry::Placement;
 use lucid_core::request::Settings;
 use lucid_core::{Endpoint, OutputFormat};
 
+use std::io::{Cursor, Seek, Write};
+
+use crate::codec::WholeRaster;
 use crate::{Cancel, Ctx, ImagingError, Progress, codec, ops};
 
 /// What to do to one image.
@@ -29,12 +32,25 @@ pub fn process(
     cancel: &Cancel,
     progress: Progress,
 ) -> Result<Vec<u8>, ImagingError> {
+    process_into(input, job, cancel, progress, Cursor::new(Vec::new())).map(Cursor::into_inner)
+}
+
+/// [`process`], writing the encoded output to `out`. Operations that stream their rows
+/// (resizing enhance models) are encoded as they are computed, so the output is never held
+/// whole as pixels.
+pub fn process_into<W: Write + Seek>(
+    input: &[u8],
+    job: &Job,
+    cancel: &Cancel,
+    progress: Progress,
+    out: W,
+) -> Result<W, ImagingError> {
     cancel.check()?;
     let (img, metadata) = codec::decode_with_metadata(input)?;
     progress(DECODED);
     cancel.check()?;
     let ctx = Ctx::new(cancel, progress, (DECODED, OPERATED));
-    let out = ops::run(
+    let result = ops::run(
         &ctx,
         job.endpoint,
         job.model,
@@ -42,17 +58,53 @@ pub fn process(
         img,
         &job.placement,
     )?;
-    cancel.check()?;
-    progress(OPERATED);
-    let bytes = codec::encode_with_metadata(&out, job.format, &metadata)?;
+    let out = match result {
+        ops::Output::Raster(raster) => {
+            cancel.check()?;
+            progress(OPERATED);
+            codec::encode_rows(&mut WholeRaster(&raster), job.format, &metadata, out)?
+        }
+        ops::Output::Rows(mut rows) => codec::encode_rows(&mut *rows, job.format, &metadata, out)?,
+    };
     progress(1.0);
-    Ok(bytes)
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    /// A 104-megapixel upscale streams its rows into the encoder; a cancel stops it within the
+    /// chunk being computed, long before the end.
+    #[test]
+    fn a_cancelled_streamed_upscale_stops_at_once() {
+        let input = codec::encode_test_png(1000, 1000);
+        let placement = Placement::compute(1000, 1000, Some(10_200), None, false).unwrap();
+        let job = Job {
+            endpoint: Endpoint::Enhance,
+            model: "Standard V2",
+            settings: &Settings::default(),
+            placement,
+            format: OutputFormat::Png,
+        };
+        let cancel = Cancel::new();
+        let furthest = Mutex::new(0.0f32);
+        let result = process(&input, &job, &cancel, &|f| {
+            let mut furthest = furthest.lock().unwrap();
+            *furthest = furthest.max(f);
+            // Past the smoothing, a quarter of the way through the streamed rows.
+            if f >= 0.6 {
+                cancel.fire();
+            }
+        });
+        assert!(matches!(result, Err(ImagingError::Cancelled)), "{result:?}");
+        let furthest = furthest.into_inner().unwrap();
+        assert!(
+            furthest < 0.62,
+            "kept going to {furthest} after the cancel at 0.6"
+        );
+    }
 
     #[test]
     fn every_model_produces_the_planned_geometry() {

@@ -340,9 +340,27 @@ fn process(args: ProcessArgs) -> anyhow::Result<()> {
         placement: plan.placement,
         format: req.output_format,
     };
-    let out =
-        lucid_imaging::pipeline::process(&input, &job, &lucid_imaging::Cancel::new(), &|_| {})?;
-    std::fs::write(&args.output, out)
+    // Streamed straight into the file (an enhance never holds its whole output as pixels),
+    // under a temporary name until it is complete.
+    let mut partial = args.output.clone().into_os_string();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let file = std::fs::File::create(&partial)
+        .with_context(|| format!("writing {}", partial.display()))?;
+    let written = lucid_imaging::pipeline::process_into(
+        &input,
+        &job,
+        &lucid_imaging::Cancel::new(),
+        &|_| {},
+        std::io::BufWriter::new(file),
+    )
+    .map_err(anyhow::Error::from)
+    .and_then(|out| Ok(out.into_inner().map_err(|e| e.into_error())?.sync_all()?));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e.context(format!("writing {}", args.output.display())));
+    }
+    std::fs::rename(&partial, &args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;
     Ok(())
 }

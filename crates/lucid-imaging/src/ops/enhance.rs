@@ -6,7 +6,9 @@ use lucid_core::Endpoint;
 use lucid_core::geometry::Placement;
 use lucid_core::request::Settings;
 
-use crate::raster::{Raster, bilateral, resample, unsharp};
+use super::Output;
+use crate::codec::RowSource;
+use crate::raster::{Raster, bilateral, resample, resample_rows, unsharp};
 use crate::{Ctx, ImagingError, dct};
 
 /// Back-projection rounds at `sharpen = 1`; the default 0.5 gives two.
@@ -68,18 +70,119 @@ fn tuning(endpoint: Endpoint, model: &str, s: &Settings) -> Tuning {
     }
 }
 
-pub fn run(
-    ctx: &Ctx,
+/// What follows the resample: unsharp masking (unless back-projected), the generative models'
+/// extra detail, Text Refine's contrast lift, and clamping. Each step only looks a few rows
+/// away, so it runs on bands of rows as well as on the whole image.
+struct Finish {
+    /// (sigma, amount, threshold) of the unsharp mask, if one applies.
+    sharpen: Option<(f32, f32, f32)>,
+    /// Extra detail for enhance-gen: (fine amount, coarse sigma, coarse amount).
+    generative: Option<(f32, f32, f32)>,
+    text_refine: bool,
+}
+
+impl Finish {
+    fn masks(&self) -> Vec<(f32, f32, f32)> {
+        let mut masks: Vec<_> = self.sharpen.into_iter().collect();
+        if let Some((fine, coarse_sigma, coarse)) = self.generative {
+            masks.push((0.7, fine, 0.002));
+            masks.push((coarse_sigma, coarse, 0.0));
+        }
+        masks
+    }
+
+    /// Rows above and below a band that its result depends on: the blur radii, added up.
+    fn halo(&self) -> usize {
+        self.masks()
+            .iter()
+            .map(|(sigma, _, _)| (sigma * 3.0).ceil().max(1.0) as usize)
+            .sum()
+    }
+
+    fn apply(&self, ctx: &Ctx, out: &mut Raster) -> Result<(), ImagingError> {
+        for (sigma, amount, threshold) in self.masks() {
+            unsharp(ctx, out, sigma, amount, threshold)?;
+        }
+        if self.text_refine {
+            // Contrast lift around mid-grey makes strokes darker and paper lighter.
+            for p in out.data.chunks_exact_mut(out.channels) {
+                for v in &mut p[..3] {
+                    *v = 0.5 + (*v - 0.5) * 1.12;
+                }
+            }
+        }
+        out.clamp();
+        Ok(())
+    }
+}
+
+/// Output rows computed per chunk (plus the finishing steps' halo) as the encoder asks.
+const CHUNK_ROWS: usize = 128;
+
+/// The resample and its finishing steps, computed a chunk of output rows at a time so the
+/// output is never held whole: memory follows the output's width, not its area.
+struct EnhanceRows<'a> {
+    ctx: &'a Ctx<'a>,
+    source: Raster,
+    placement: Placement,
+    finish: Finish,
+    chunk: Raster,
+    chunk_y0: usize,
+}
+
+impl RowSource for EnhanceRows<'_> {
+    fn width(&self) -> usize {
+        self.placement.width as usize
+    }
+
+    fn height(&self) -> usize {
+        self.placement.height as usize
+    }
+
+    fn channels(&self) -> usize {
+        self.source.channels
+    }
+
+    fn fill(&mut self, y0: usize, band: &mut Raster) -> Result<(), ImagingError> {
+        let height = self.height();
+        let row_len = band.row_len();
+        let mut y = y0;
+        while y < y0 + band.height {
+            if !(self.chunk_y0..self.chunk_y0 + self.chunk.height).contains(&y) {
+                self.ctx.check()?;
+                let end = (y + CHUNK_ROWS).min(height);
+                let halo = self.finish.halo();
+                let (a, b) = (y.saturating_sub(halo), (end + halo).min(height));
+                let mut rows = resample_rows(&self.source, &self.placement, a, b)?;
+                self.finish.apply(&self.ctx.quiet(), &mut rows)?;
+                rows.data.drain(..(y - a) * row_len);
+                rows.data.truncate((end - y) * row_len);
+                rows.height = end - y;
+                (self.chunk, self.chunk_y0) = (rows, y);
+                self.ctx.advance(end as f32 / height as f32);
+            }
+            let n = (self.chunk_y0 + self.chunk.height).min(y0 + band.height) - y;
+            let from = (y - self.chunk_y0) * row_len;
+            band.data[(y - y0) * row_len..][..n * row_len]
+                .copy_from_slice(&self.chunk.data[from..from + n * row_len]);
+            y += n;
+        }
+        Ok(())
+    }
+}
+
+pub fn run<'a>(
+    ctx: &'a Ctx<'a>,
     endpoint: Endpoint,
     model: &str,
     s: &Settings,
     img: Raster,
     placement: &Placement,
-) -> Result<Raster, ImagingError> {
+) -> Result<Output<'a>, ImagingError> {
     let t = tuning(endpoint, model, s);
     let generative = endpoint == Endpoint::EnhanceGen;
-    // Back-projection needs a plain upscale (no letterbox borders, no crop), and holds a second
-    // output-sized raster, so very large outputs get unsharp masking instead.
+    // Back-projection needs a plain upscale (no letterbox borders, no crop), and holds the
+    // whole output twice over, so very large outputs get unsharp masking instead.
     let back_projects = placement.offset_x == 0
         && placement.offset_y == 0
         && placement.width as usize > img.width
@@ -89,12 +192,34 @@ pub fn run(
     } else {
         0
     };
-    ctx.plan_passes(3 + 2 + 4 * iterations + if generative { 4 } else { 0 });
     // Edge-preserving smoothing before upscaling, so noise and JPEG blocks are not magnified.
     // Scaled by the measured noise: a clean source keeps all its detail.
     let noise = dct::noise_level(&img) * 255.0;
     let smoothing = t.denoise.max(t.fix_compression) * (noise / 4.0).min(1.0);
-    let img = if smoothing > 0.02 {
+    let smooths = smoothing > 0.02;
+    let scale = (placement.scaled_width as f32 / img.width as f32).max(1.0);
+    let detail =
+        (s.number("creativity", 3.0) as f32 / 9.0 + s.number("detail", 0.5) as f32).min(1.5);
+    let finish = Finish {
+        // Sharpening radius follows the upscale factor: the resampler's softness grows with it.
+        sharpen: (iterations == 0).then(|| {
+            let threshold = if model == "CGI" { 0.0 } else { 0.004 };
+            (0.6 + 0.4 * scale.min(4.0), 1.6 * t.sharpen, threshold)
+        }),
+        generative: generative.then(|| (0.5 * detail, 3.0 * scale.min(4.0), 0.35 * detail)),
+        text_refine: model == "Text Refine",
+    };
+    // Passes: the smoothing, then the streamed rows as one, or the resample, two per
+    // back-projection round and three per unsharp mask.
+    ctx.plan_passes(
+        smooths as usize
+            + if iterations == 0 {
+                1
+            } else {
+                1 + 2 * iterations + 3 * finish.masks().len()
+            },
+    );
+    let img = if smooths {
         let sigma_r = 0.02 + 0.08 * smoothing;
         let mut smoothed = bilateral(ctx, &img, 2, 1.2, sigma_r)?;
         smoothed.blend_with(&img, smoothing.min(1.0));
@@ -102,30 +227,67 @@ pub fn run(
     } else {
         img
     };
-    let scale = (placement.scaled_width as f32 / img.width as f32).max(1.0);
+    if iterations == 0 {
+        return Ok(Output::Rows(Box::new(EnhanceRows {
+            ctx,
+            source: img,
+            placement: *placement,
+            finish,
+            chunk: Raster::new(placement.width as usize, 0, 3),
+            chunk_y0: 0,
+        })));
+    }
     let mut out = resample(ctx, &img, placement)?;
-    if iterations > 0 {
-        back_project(ctx, &img, &mut out, placement, iterations)?;
-    } else {
-        // Sharpening radius follows the upscale factor: the resampler's softness grows with it.
-        let sigma = 0.6 + 0.4 * scale.min(4.0);
-        let threshold = if model == "CGI" { 0.0 } else { 0.004 };
-        unsharp(ctx, &mut out, sigma, 1.6 * t.sharpen, threshold)?;
-    }
-    if generative {
-        let detail =
-            (s.number("creativity", 3.0) as f32 / 9.0 + s.number("detail", 0.5) as f32).min(1.5);
-        unsharp(ctx, &mut out, 0.7, 0.5 * detail, 0.002)?;
-        unsharp(ctx, &mut out, 3.0 * scale.min(4.0), 0.35 * detail, 0.0)?;
-    }
-    if model == "Text Refine" {
-        // Contrast lift around mid-grey makes strokes darker and paper lighter.
-        for p in out.data.chunks_exact_mut(out.channels) {
-            for v in &mut p[..3] {
-                *v = 0.5 + (*v - 0.5) * 1.12;
-            }
+    back_project(ctx, &img, &mut out, placement, iterations)?;
+    finish.apply(ctx, &mut out)?;
+    Ok(Output::Raster(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Cancel;
+    use crate::codec::read_all;
+
+    /// The streamed rows equal the same steps run on the whole image: chunks join without seams.
+    #[test]
+    fn streamed_rows_match_the_whole_image() {
+        let cancel = Cancel::new();
+        let ctx = Ctx::new(&cancel, &|_| {}, (0.0, 1.0));
+        let (w, h) = (100, 90);
+        let mut img = Raster::new(w, h, 3);
+        for (i, v) in img.data.iter_mut().enumerate() {
+            *v = ((i * 7919) % 251) as f32 / 250.0;
+        }
+        let placements = [
+            Placement::compute(100, 90, Some(340), Some(300), true).unwrap(), // crop, 300 rows
+            Placement::compute(100, 90, Some(330), Some(420), false).unwrap(), // letterbox
+            Placement::compute(100, 90, Some(40), None, false).unwrap(),      // downscale
+        ];
+        for placement in placements {
+            let finish = Finish {
+                sharpen: Some((1.4, 0.8, 0.004)),
+                generative: Some((0.4, 6.0, 0.3)),
+                text_refine: true,
+            };
+            let mut whole = resample(&ctx, &img, &placement).unwrap();
+            finish.apply(&ctx, &mut whole).unwrap();
+            let mut rows = EnhanceRows {
+                ctx: &ctx,
+                source: img.clone(),
+                placement,
+                finish,
+                chunk: Raster::new(placement.width as usize, 0, 3),
+                chunk_y0: 0,
+            };
+            let streamed = read_all(&mut rows).unwrap();
+            let worst = whole
+                .data
+                .iter()
+                .zip(&streamed.data)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "{placement:?}: off by {worst}");
         }
     }
-    out.clamp();
-    Ok(out)
 }

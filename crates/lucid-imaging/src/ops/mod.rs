@@ -5,6 +5,7 @@ use lucid_core::Endpoint;
 use lucid_core::geometry::Placement;
 use lucid_core::request::Settings;
 
+use crate::codec::{self, RowSource};
 use crate::raster::Raster;
 use crate::{Ctx, ImagingError};
 
@@ -15,24 +16,42 @@ pub mod matting;
 pub mod restore;
 pub mod sharpen;
 
+/// An operation's result: the whole image, or its rows computed as they are read (the
+/// encoder then holds only a band of the output at a time).
+pub enum Output<'a> {
+    Raster(Raster),
+    Rows(Box<dyn RowSource + 'a>),
+}
+
+impl Output<'_> {
+    /// The whole image, reading every row of a streamed result.
+    pub fn into_raster(self) -> Result<Raster, ImagingError> {
+        match self {
+            Output::Raster(r) => Ok(r),
+            Output::Rows(mut rows) => codec::read_all(&mut *rows),
+        }
+    }
+}
+
 /// Runs the model's operation. The result has the placement's size.
-pub fn run(
-    ctx: &Ctx,
+pub fn run<'a>(
+    ctx: &'a Ctx<'a>,
     endpoint: Endpoint,
     model: &str,
     settings: &Settings,
     img: Raster,
     placement: &Placement,
-) -> Result<Raster, ImagingError> {
+) -> Result<Output<'a>, ImagingError> {
+    let whole = |r: Result<Raster, ImagingError>| r.map(Output::Raster);
     match endpoint {
         Endpoint::Enhance | Endpoint::EnhanceGen | Endpoint::Tool => {
             enhance::run(ctx, endpoint, model, settings, img, placement)
         }
-        Endpoint::Sharpen | Endpoint::SharpenGen => sharpen::run(ctx, model, settings, img),
-        Endpoint::Denoise | Endpoint::DenoiseGen => denoise::run(ctx, model, settings, img),
-        Endpoint::RestoreGen => restore::run(ctx, model, settings, img),
-        Endpoint::Lighting => lighting::run(ctx, model, settings, img),
-        Endpoint::Matting => matting::run(ctx, model, settings, img),
+        Endpoint::Sharpen | Endpoint::SharpenGen => whole(sharpen::run(ctx, model, settings, img)),
+        Endpoint::Denoise | Endpoint::DenoiseGen => whole(denoise::run(ctx, model, settings, img)),
+        Endpoint::RestoreGen => whole(restore::run(ctx, model, settings, img)),
+        Endpoint::Lighting => whole(lighting::run(ctx, model, settings, img)),
+        Endpoint::Matting => whole(matting::run(ctx, model, settings, img)),
     }
 }
 
