@@ -88,6 +88,7 @@ impl Finish {
             masks.push((0.7, fine, 0.002));
             masks.push((coarse_sigma, coarse, 0.0));
         }
+        masks.retain(|&(_, amount, _)| amount > 0.0);
         masks
     }
 
@@ -194,8 +195,12 @@ pub fn run<'a>(
     };
     // Edge-preserving smoothing before upscaling, so noise and JPEG blocks are not magnified.
     // Scaled by the measured noise: a clean source keeps all its detail.
-    let noise = dct::noise_level(&img) * 255.0;
-    let smoothing = t.denoise.max(t.fix_compression) * (noise / 4.0).min(1.0);
+    let weight = t.denoise.max(t.fix_compression);
+    let smoothing = if weight > 0.0 {
+        weight * (dct::noise_level(&img) * 255.0 / 4.0).min(1.0)
+    } else {
+        0.0
+    };
     let smooths = smoothing > 0.02;
     let scale = (placement.scaled_width as f32 / img.width as f32).max(1.0);
     let detail =
