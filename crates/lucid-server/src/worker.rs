@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use lucid_core::job::source_blob;
 use lucid_core::request::Settings;
 use lucid_core::{Job, ProcessId};
-use lucid_imaging::pipeline::{self, process};
+use lucid_imaging::pipeline::{self, process_into};
 use lucid_imaging::{Cancel, ImagingError};
 use lucid_store::{Finalized, Outcome, StoreError};
+use tempfile::TempPath;
 use tokio::sync::watch;
 
 use crate::state::AppState;
@@ -60,9 +60,9 @@ impl Worker {
         let result = self.execute(&job, &token).await;
         self.app.running.remove(id);
         match result {
-            Ok(bytes) => {
+            Ok(output) => {
                 let blob = job.output_blob();
-                self.app.blobs.put(&blob, bytes).await?;
+                self.app.blobs.put_file(&blob, &output).await?;
                 let finalized = self
                     .app
                     .jobs
@@ -105,7 +105,9 @@ impl Worker {
         Ok(ran)
     }
 
-    async fn execute(&self, job: &Job, token: &Cancel) -> Result<Bytes, RunError> {
+    /// Runs the job's pipeline into a scratch file under the data folder (so a large output is
+    /// never held in memory), answering the file.
+    async fn execute(&self, job: &Job, token: &Cancel) -> Result<TempPath, RunError> {
         let input = match self.app.blobs.get(&source_blob(job.source_id)).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Err(RunError::Failed("the source image is missing".into())),
@@ -114,6 +116,7 @@ impl Worker {
         let progress = Arc::new(AtomicU8::new(0));
         let mut handle = {
             let (job, token, progress) = (job.clone(), token.clone(), progress.clone());
+            let scratch = self.app.config.data_dir.join("scratch");
             tokio::task::spawn_blocking(move || {
                 let settings = Settings::from_json(&job.options_json);
                 let placement = lucid_core::geometry::Placement::compute(
@@ -131,10 +134,21 @@ impl Worker {
                     placement,
                     format: job.output_format,
                 };
+                let io = |e: std::io::Error| ImagingError::Encode(format!("scratch file: {e}"));
+                std::fs::create_dir_all(&scratch).map_err(io)?;
+                let (file, path) = tempfile::NamedTempFile::new_in(&scratch)
+                    .map_err(io)?
+                    .into_parts();
                 // The store shows 100 only once the output is committed.
-                process(&input, &spec, &token, &|f| {
-                    progress.store((f * 100.0).min(99.0) as u8, Ordering::Relaxed)
-                })
+                let out = process_into(
+                    &input,
+                    &spec,
+                    &token,
+                    &|f| progress.store((f * 100.0).min(99.0) as u8, Ordering::Relaxed),
+                    std::io::BufWriter::new(file),
+                )?;
+                out.into_inner().map_err(|e| io(e.into_error()))?;
+                Ok(path)
             })
         };
         let started = Instant::now();
@@ -174,7 +188,7 @@ impl Worker {
             }
         };
         match result {
-            Ok(Ok(bytes)) => Ok(Bytes::from(bytes)),
+            Ok(Ok(output)) => Ok(output),
             Ok(Err(ImagingError::Cancelled)) if timed_out => {
                 Err(RunError::Failed("the job ran past its time limit".into()))
             }
@@ -211,6 +225,14 @@ impl Worker {
 /// Returns jobs with expired leases to Pending (or fails them after [`MAX_ATTEMPTS`]).
 pub async fn reap_expired_leases(app: AppState, mut shutdown: watch::Receiver<bool>) {
     let every = (app.config.lease / 2).max(Duration::from_millis(100));
+    // Scratch outputs of killed processes: anything older than a job may run is abandoned
+    // (files of processes still running are younger).
+    let scratch = app.config.data_dir.join("scratch");
+    let abandoned = app.config.job_timeout + app.config.lease;
+    let removed = tokio::task::spawn_blocking(move || remove_older(&scratch, abandoned)).await;
+    if let Ok(n @ 1..) = removed {
+        tracing::info!(files = n, "removed abandoned scratch outputs");
+    }
     loop {
         match app.jobs.expire_leases(MAX_ATTEMPTS).await {
             Ok(0) => {}
@@ -224,5 +246,39 @@ pub async fn reap_expired_leases(app: AppState, mut shutdown: watch::Receiver<bo
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// Removes the files in `dir` last modified more than `age` ago; answers how many.
+fn remove_older(dir: &std::path::Path, age: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|a| a > age))
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_abandoned_scratch_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, fresh) = (dir.path().join("old"), dir.path().join("fresh"));
+        std::fs::write(&fresh, b"x").unwrap();
+        let file = std::fs::File::create(&old).unwrap();
+        file.set_modified(std::time::SystemTime::now() - Duration::from_secs(7200))
+            .unwrap();
+        assert_eq!(remove_older(dir.path(), Duration::from_secs(3600)), 1);
+        assert!(!old.exists() && fresh.exists());
+        assert_eq!(remove_older(&dir.path().join("missing"), Duration::ZERO), 0);
     }
 }

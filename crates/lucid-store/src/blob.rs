@@ -17,6 +17,14 @@ pub trait BlobStore: Send + Sync {
     async fn size(&self, key: &str) -> Result<Option<u64>, StoreError>;
     /// Deleting a missing blob is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Stores the file's contents under `key`, consuming the file: for outputs too large to
+    /// hold in memory. By default reads it and calls [`BlobStore::put`].
+    async fn put_file(&self, key: &str, file: &Path) -> Result<(), StoreError> {
+        let bytes = tokio::fs::read(file).await?;
+        self.put(key, Bytes::from(bytes)).await?;
+        tokio::fs::remove_file(file).await?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -74,11 +82,42 @@ impl BlobStore for LocalBlobStore {
         not_found_is_none(tokio::fs::remove_file(self.path(key)?).await)?;
         Ok(())
     }
+
+    /// Moved into place: renamed when on the same file system, else copied in chunks.
+    async fn put_file(&self, key: &str, file: &Path) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        if tokio::fs::rename(file, &path).await.is_ok() {
+            return Ok(());
+        }
+        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+        tokio::fs::copy(file, &tmp).await?;
+        tokio::fs::rename(&tmp, &path).await?;
+        tokio::fs::remove_file(file).await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn put_file_moves_the_file_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::new(dir.path().join("blobs")).unwrap();
+        let file = dir.path().join("scratch");
+        std::fs::write(&file, b"encoded output").unwrap();
+        store.put_file("outputs/b.jpg", &file).await.unwrap();
+        assert_eq!(
+            store.get("outputs/b.jpg").await.unwrap().unwrap(),
+            Bytes::from_static(b"encoded output")
+        );
+        assert!(!file.exists(), "the file was consumed");
+        assert!(store.put_file("../escape", &file).await.is_err());
+    }
 
     #[tokio::test]
     async fn put_get_size_delete() {
