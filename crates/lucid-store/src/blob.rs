@@ -9,6 +9,12 @@ use bytes::Bytes;
 use crate::StoreError;
 
 /// Image bytes by key (`sources/<uuid>`, `outputs/<uuid>.<ext>`).
+/// A blob being read: its size and its bytes as they arrive.
+pub struct BlobStream {
+    pub size: u64,
+    pub body: futures::stream::BoxStream<'static, std::io::Result<Bytes>>,
+}
+
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError>;
@@ -17,6 +23,14 @@ pub trait BlobStore: Send + Sync {
     async fn size(&self, key: &str) -> Result<Option<u64>, StoreError>;
     /// Deleting a missing blob is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// The blob as a stream, for sending large files without holding them. By default reads
+    /// it whole.
+    async fn get_stream(&self, key: &str) -> Result<Option<BlobStream>, StoreError> {
+        Ok(self.get(key).await?.map(|bytes| BlobStream {
+            size: bytes.len() as u64,
+            body: Box::pin(futures::stream::once(async { Ok(bytes) })),
+        }))
+    }
     /// Stores the file's contents under `key`, consuming the file: for outputs too large to
     /// hold in memory. By default reads it and calls [`BlobStore::put`].
     async fn put_file(&self, key: &str, file: &Path) -> Result<(), StoreError> {
@@ -83,6 +97,20 @@ impl BlobStore for LocalBlobStore {
         Ok(())
     }
 
+    async fn get_stream(&self, key: &str) -> Result<Option<BlobStream>, StoreError> {
+        let Some(file) = not_found_is_none(tokio::fs::File::open(self.path(key)?).await)? else {
+            return Ok(None);
+        };
+        let size = file.metadata().await?.len();
+        Ok(Some(BlobStream {
+            size,
+            body: Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                file,
+                256 * 1024,
+            )),
+        }))
+    }
+
     /// Moved into place: renamed when on the same file system, else copied in chunks.
     async fn put_file(&self, key: &str, file: &Path) -> Result<(), StoreError> {
         let path = self.path(key)?;
@@ -116,6 +144,12 @@ mod tests {
             Bytes::from_static(b"encoded output")
         );
         assert!(!file.exists(), "the file was consumed");
+        let stream = store.get_stream("outputs/b.jpg").await.unwrap().unwrap();
+        assert_eq!(stream.size, 14);
+        use futures::TryStreamExt;
+        let chunks: Vec<Bytes> = stream.body.try_collect().await.unwrap();
+        assert_eq!(chunks.concat(), b"encoded output");
+        assert!(store.get_stream("outputs/none").await.unwrap().is_none());
         assert!(store.put_file("../escape", &file).await.is_err());
     }
 

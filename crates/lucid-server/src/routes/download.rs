@@ -125,10 +125,12 @@ async fn file(
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
         return Ok(headers.into_response());
     }
-    let bytes = app
+    // Streamed: a large output is sent without being held in memory.
+    let stream = app
         .blobs
-        .get(&blob)
+        .get_stream(&blob)
         .await?
         .ok_or_else(ApiError::process_not_found)?;
-    Ok((headers, bytes).into_response())
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(stream.size));
+    Ok((headers, axum::body::Body::from_stream(stream.body)).into_response())
 }
