@@ -129,7 +129,7 @@ pub fn describe(endpoint: Endpoint, model: &str) -> &'static str {
             "Automatic levels (0.5th-99.5th percentile stretch of luma) and a gamma that brings mid-tones to 0.45."
         }
         (Endpoint::Lighting, "Adjust V2") => {
-            "Adjust, plus local contrast (large-radius unsharp mask on luma)."
+            "Adjust, plus local contrast: contrast-limited adaptive histogram equalisation (CLAHE, 8 tiles across the shorter side, clip 2.5) of luma, 60 % strength."
         }
         (Endpoint::Lighting, "White Balance") => {
             "Gray-world white balance: per-channel gains that neutralise the average colour of the unclipped pixels."
