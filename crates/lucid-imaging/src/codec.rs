@@ -308,6 +308,77 @@ impl RowSource for WholeRaster<'_> {
 /// Rows the encoders take from their source at a time (TIFF strips are this tall).
 const ENCODE_BAND_ROWS: usize = 64;
 
+/// Bands computed ahead of the encoder.
+const BANDS_AHEAD: usize = 2;
+
+/// [`encode_rows`] with the source computed on its own thread, a few bands ahead of the
+/// encoder, so the (sequential) encoding overlaps the computing of the next rows.
+pub fn encode_rows_ahead<W: Write + Seek>(
+    source: &mut (dyn RowSource + Send),
+    format: OutputFormat,
+    meta: &Metadata,
+    out: W,
+) -> Result<W, ImagingError> {
+    let (w, h, c) = (source.width(), source.height(), source.channels());
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(BANDS_AHEAD);
+        scope.spawn(move || {
+            for y0 in (0..h).step_by(ENCODE_BAND_ROWS) {
+                let mut band = Raster::new(w, ENCODE_BAND_ROWS.min(h - y0), c);
+                let result = source.fill(y0, &mut band).map(|()| band);
+                let failed = result.is_err();
+                // A closed channel means the encoder stopped: nothing more is wanted.
+                if tx.send(result).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let mut ahead = Prefetched {
+            rx,
+            w,
+            h,
+            c,
+            next_y0: 0,
+        };
+        encode_rows(&mut ahead, format, meta, out)
+    })
+}
+
+/// The bands another thread computes, in the order the encoders read them.
+struct Prefetched {
+    rx: std::sync::mpsc::Receiver<Result<Raster, ImagingError>>,
+    w: usize,
+    h: usize,
+    c: usize,
+    next_y0: usize,
+}
+
+impl RowSource for Prefetched {
+    fn width(&self) -> usize {
+        self.w
+    }
+    fn height(&self) -> usize {
+        self.h
+    }
+    fn channels(&self) -> usize {
+        self.c
+    }
+    fn fill(&mut self, y0: usize, band: &mut Raster) -> Result<(), ImagingError> {
+        if y0 != self.next_y0 || band.height != ENCODE_BAND_ROWS.min(self.h - y0) {
+            return Err(ImagingError::Encode(format!(
+                "rows asked out of order: {} from {y0}, expected from {}",
+                band.height, self.next_y0
+            )));
+        }
+        *band = self
+            .rx
+            .recv()
+            .map_err(|_| ImagingError::Encode("the row thread stopped".into()))??;
+        self.next_y0 += band.height;
+        Ok(())
+    }
+}
+
 /// Encodes rows as the source yields them, so only a band of the output is ever held as
 /// pixels: PNG through a streaming writer, TIFF strip by strip, JPEG one MCU row at a time
 /// (baseline, 4:2:0 like libjpeg's, Pillow's and OpenCV's defaults; AVX2 DCT where the CPU has

@@ -64,7 +64,9 @@ pub fn process_into<W: Write + Seek>(
             progress(OPERATED);
             codec::encode_rows(&mut WholeRaster(&raster), job.format, &metadata, out)?
         }
-        ops::Output::Rows(mut rows) => codec::encode_rows(&mut *rows, job.format, &metadata, out)?,
+        ops::Output::Rows(mut rows) => {
+            codec::encode_rows_ahead(&mut *rows, job.format, &metadata, out)?
+        }
     };
     progress(1.0);
     Ok(out)

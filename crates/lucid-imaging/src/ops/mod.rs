@@ -20,7 +20,7 @@ pub mod sharpen;
 /// encoder then holds only a band of the output at a time).
 pub enum Output<'a> {
     Raster(Raster),
-    Rows(Box<dyn RowSource + 'a>),
+    Rows(Box<dyn RowSource + Send + 'a>),
 }
 
 impl Output<'_> {
