@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{free_port, lucid, status};
+use common::{free_port, lucid, status, submit_form};
 
 fn is_key(s: &str) -> bool {
     s.len() == 70 && s.starts_with("lucid_") && s[6..].chars().all(|c| c.is_ascii_hexdigit())
@@ -114,18 +114,7 @@ async fn serve_creates_a_key_serves_jobs_and_exits_cleanly_on_sigterm() {
                 .file_name("a.png"),
         )
         .text("output_width", "64");
-    let resp = client
-        .post(format!("{base}/image/v1/enhance/async"))
-        .header("X-API-Key", &key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let id = resp.json::<serde_json::Value>().await.unwrap()["process_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_form(&client, &base, &key, "enhance", form).await;
     let started = Instant::now();
     loop {
         let s = status(&client, &base, &key, &id).await;

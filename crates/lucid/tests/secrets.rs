@@ -91,18 +91,7 @@ async fn secrets_stay_out_of_logs_and_error_bodies() {
                 .file_name("a.png"),
         )
         .text("webhook_url", hook);
-    let resp = client
-        .post(format!("{base}/image/v1/enhance/async"))
-        .header("X-API-Key", &key)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let id = resp.json::<serde_json::Value>().await.unwrap()["process_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = submit_form(&client, &base, &key, "enhance", form).await;
     let started = Instant::now();
     loop {
         let s: serde_json::Value = client

@@ -45,12 +45,7 @@ async fn every_corpus_file_is_refused_with_its_status_and_nothing_is_accepted() 
             );
         }
     }
-    let list: Value = app
-        .get_as(&app.key, "/image/v1/status")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = app.jobs().await;
     assert_eq!(list, Value::Array(vec![]), "a bad input was accepted");
     // Still serving: a good image goes through.
     let id = app.submit_ok("enhance", png(16, 16), &[]).await;
@@ -229,12 +224,7 @@ async fn malformed_requests_are_refused_with_a_reason() {
         .await
         .unwrap();
     assert_eq!(huge_header.status(), 431);
-    let list: Value = app
-        .get_as(&app.key, "/image/v1/status")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = app.jobs().await;
     assert_eq!(list, Value::Array(vec![]), "nothing malformed was accepted");
 }
 

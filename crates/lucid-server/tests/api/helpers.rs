@@ -223,6 +223,13 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The key's jobs, as `GET /image/v1/status` lists them.
+    pub async fn jobs(&self) -> Value {
+        let resp = self.get_as(&self.key, "/image/v1/status").await;
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
     pub async fn status(&self, id: &str) -> Value {
         self.status_as(&self.key, id).await
     }

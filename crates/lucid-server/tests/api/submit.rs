@@ -329,12 +329,7 @@ async fn urls_to_private_addresses_are_refused_by_default() {
         )
         .await;
     }
-    let listed: Value = app
-        .get_as(&app.key, "/image/v1/status")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed = app.jobs().await;
     assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
     assert_eq!(app.balance_as(&app.key).await["reserved_credits"], 0);
 }
@@ -446,12 +441,7 @@ async fn invalid_input_is_rejected_with_the_spec_answers() {
         .unwrap();
     assert_eq!(not_multipart.status(), 400);
     // Nothing was accepted by any rejection.
-    let list: Value = app
-        .get_as(&app.key, "/image/v1/status")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = app.jobs().await;
     assert_eq!(list.as_array().unwrap().len(), 0);
 }
 
@@ -529,12 +519,7 @@ async fn a_sync_client_that_hangs_up_cancels_its_job() {
     assert!(err.is_err(), "the request should time out");
     let mut state = String::new();
     for _ in 0..50 {
-        let list: Value = app
-            .get_as(&app.key, "/image/v1/status")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let list = app.jobs().await;
         state = list[0]["status"].as_str().unwrap_or_default().to_string();
         if state == "Cancelled" {
             break;

@@ -116,6 +116,28 @@ pub fn shared_png() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/images/camera.png")
 }
 
+/// Submits a form to an async endpoint, expecting 200; answers the process id.
+pub async fn submit_form(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    endpoint: &str,
+    form: reqwest::multipart::Form,
+) -> String {
+    let resp = client
+        .post(format!("{base}/image/v1/{endpoint}/async"))
+        .header("X-API-Key", key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json::<Value>().await.unwrap()["process_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Submits `image` to an async endpoint and answers the response.
 pub async fn submit(
     client: &reqwest::Client,
