@@ -63,8 +63,8 @@ pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
 
 /// Whether the file's structure runs to its end marker, found without decoding pixels: PNG
 /// chunks follow each other to IEND; JPEG segments lead to a scan, and an EOI follows it.
-/// Truncated uploads are refused at submit instead of failing later in a worker. (TIFF keeps
-/// its data anywhere in the file; a truncated one fails when decoded.)
+/// TIFF strips and tiles all end inside the file. Truncated uploads are refused at submit
+/// instead of failing later in a worker.
 fn is_complete(format: &str, b: &[u8]) -> bool {
     match format {
         "png" => {
@@ -90,6 +90,7 @@ fn is_complete(format: &str, b: &[u8]) -> bool {
                 _ => false,
             }
         }
+        "tiff" => tiff_data_fits(b),
         _ => true,
     }
 }
@@ -193,49 +194,121 @@ pub fn decode_with_metadata(bytes: &[u8]) -> Result<(Raster, Metadata), ImagingE
     Ok((Raster::from_dynamic(&img), Metadata { icc, exif }))
 }
 
-/// Sets the Orientation tag (0x0112) of IFD0 in an EXIF TIFF structure to 1, "as stored".
-/// Leaves a structure it cannot follow untouched.
-fn reset_orientation(exif: &mut [u8]) {
-    let big_endian = match exif.get(..2) {
-        Some(b"MM") => true,
-        Some(b"II") => false,
-        _ => return,
-    };
-    let u16_at = |b: &[u8], i: usize| -> Option<u16> {
-        let v: [u8; 2] = b.get(i..i + 2)?.try_into().ok()?;
-        Some(if big_endian {
+/// The byte order of a TIFF structure (a TIFF file, or an EXIF block), from its first two bytes.
+#[derive(Clone, Copy)]
+struct TiffOrder {
+    big_endian: bool,
+}
+
+impl TiffOrder {
+    fn of(b: &[u8]) -> Option<Self> {
+        match b.get(..2)? {
+            b"MM" => Some(TiffOrder { big_endian: true }),
+            b"II" => Some(TiffOrder { big_endian: false }),
+            _ => None,
+        }
+    }
+
+    fn u16(self, b: &[u8], i: usize) -> Option<u16> {
+        let v: [u8; 2] = b.get(i..i.checked_add(2)?)?.try_into().ok()?;
+        Some(if self.big_endian {
             u16::from_be_bytes(v)
         } else {
             u16::from_le_bytes(v)
         })
-    };
-    let u32_at = |b: &[u8], i: usize| -> Option<u32> {
-        let v: [u8; 4] = b.get(i..i + 4)?.try_into().ok()?;
-        Some(if big_endian {
+    }
+
+    fn u32(self, b: &[u8], i: usize) -> Option<u32> {
+        let v: [u8; 4] = b.get(i..i.checked_add(4)?)?.try_into().ok()?;
+        Some(if self.big_endian {
             u32::from_be_bytes(v)
         } else {
             u32::from_le_bytes(v)
         })
+    }
+
+    /// IFD0's entries: (offset of the entry, tag, type, count).
+    fn ifd0(self, b: &[u8]) -> Option<Vec<(usize, u16, u16, u32)>> {
+        let ifd = self.u32(b, 4)? as usize;
+        let count = self.u16(b, ifd)? as usize;
+        (0..count)
+            .map(|i| {
+                let at = ifd + 2 + i * 12;
+                Some((
+                    at,
+                    self.u16(b, at)?,
+                    self.u16(b, at + 2)?,
+                    self.u32(b, at + 4)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The SHORT or LONG values of an entry, wherever they are kept.
+    fn values(self, b: &[u8], (at, _, typ, count): (usize, u16, u16, u32)) -> Option<Vec<u64>> {
+        let size = match typ {
+            3 => 2,
+            4 => 4,
+            _ => return None,
+        };
+        let count = count as usize;
+        let start = if count * size <= 4 {
+            at + 8
+        } else {
+            self.u32(b, at + 8)? as usize
+        };
+        (0..count)
+            .map(|k| match size {
+                2 => self.u16(b, start + 2 * k).map(u64::from),
+                _ => self.u32(b, start + 4 * k).map(u64::from),
+            })
+            .collect()
+    }
+}
+
+/// Whether every strip (or tile) of a TIFF's first image lies inside the file. A structure it
+/// cannot follow (BigTIFF, compressed-only oddities) is left to the decoder.
+fn tiff_data_fits(b: &[u8]) -> bool {
+    let Some(order) = TiffOrder::of(b) else {
+        return true;
     };
-    let Some(ifd) = u32_at(exif, 4).map(|v| v as usize) else {
+    if order.u16(b, 2) != Some(42) {
+        return true;
+    }
+    let Some(entries) = order.ifd0(b) else {
+        return false;
+    };
+    let find = |tags: [u16; 2]| entries.iter().find(|e| tags.contains(&e.1)).copied();
+    let (Some(offsets), Some(counts)) = (find([273, 324]), find([279, 325])) else {
+        return false;
+    };
+    match (order.values(b, offsets), order.values(b, counts)) {
+        (Some(offsets), Some(counts)) if offsets.len() == counts.len() => offsets
+            .iter()
+            .zip(&counts)
+            .all(|(o, n)| o + n <= b.len() as u64),
+        _ => false,
+    }
+}
+
+/// Sets the Orientation tag (0x0112) of IFD0 in an EXIF TIFF structure to 1, "as stored".
+/// Leaves a structure it cannot follow untouched.
+fn reset_orientation(exif: &mut [u8]) {
+    let Some(order) = TiffOrder::of(exif) else {
         return;
     };
-    let Some(count) = u16_at(exif, ifd) else {
+    let Some(entries) = order.ifd0(exif) else {
         return;
     };
-    for i in 0..count as usize {
-        let entry = ifd + 2 + i * 12;
-        // A SHORT of count 1 keeps its value in the first two bytes of the value field.
-        if u16_at(exif, entry) == Some(0x0112) && u16_at(exif, entry + 2) == Some(3) {
-            let one = if big_endian {
-                1u16.to_be_bytes()
-            } else {
-                1u16.to_le_bytes()
-            };
-            if let Some(v) = exif.get_mut(entry + 8..entry + 10) {
-                v.copy_from_slice(&one);
-            }
-            return;
+    // A SHORT of count 1 keeps its value in the first two bytes of the value field.
+    if let Some((at, ..)) = entries.iter().find(|e| e.1 == 0x0112 && e.2 == 3) {
+        let one = if order.big_endian {
+            1u16.to_be_bytes()
+        } else {
+            1u16.to_le_bytes()
+        };
+        if let Some(v) = exif.get_mut(at + 8..at + 10) {
+            v.copy_from_slice(&one);
         }
     }
 }
@@ -700,6 +773,23 @@ mod tests {
             probe(&png),
             Err(ImagingError::TooLarge { .. }) | Err(ImagingError::Decode(_))
         ));
+    }
+
+    #[test]
+    fn a_tiff_with_strips_past_its_end_is_truncated() {
+        let tiff = encode(
+            &decode(&encode_test_png(40, 30)).unwrap(),
+            OutputFormat::Tiff,
+        )
+        .unwrap();
+        assert!(probe(&tiff).is_ok());
+        for cut in [tiff.len() - 1, tiff.len() / 2, 200] {
+            let err = probe(&tiff[..cut]).unwrap_err();
+            assert!(
+                matches!(err, ImagingError::Decode(_)),
+                "cut at {cut}: {err:?}"
+            );
+        }
     }
 
     #[test]

@@ -51,13 +51,14 @@ def encoded(fmt):
 
 
 def main():
-    jpg, png = encoded("JPEG"), encoded("PNG")
+    jpg, png, tif = encoded("JPEG"), encoded("PNG"), encoded("TIFF")
     files = {
         "415-empty.png": b"",
         "415-text.png": b"this is not an image",
         "415-gif.gif": b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;",
         "415-truncated.jpg": jpg[: len(jpg) // 2],
         "415-truncated.png": png[: len(png) // 2],
+        "415-truncated.tiff": tif[: len(tif) // 2],
         "415-header-only.jpg": jpg[:200],
         "415-no-scan.jpg": jpeg_declaring(64, 48),
         "415-bad-chunk-length.png": png[:33] + struct.pack(">I", 0xFFFFFFF0) + b"IDAT" + png[41:],
