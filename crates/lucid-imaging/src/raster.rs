@@ -431,8 +431,7 @@ pub fn resample(ctx: &Ctx, img: &Raster, p: &Placement) -> Result<Raster, Imagin
     {
         ctx.check()?;
         let y0 = i * RESAMPLE_BAND_ROWS;
-        let band = resample_rows(img, p, y0, y0 + chunk.len() / row_len)?;
-        chunk.copy_from_slice(&band.data);
+        resample_into(img, p, y0, chunk)?;
         ctx.advance((y0 + chunk.len() / row_len) as f32 / out_h as f32);
     }
     ctx.pass_done();
@@ -449,9 +448,21 @@ pub fn resample_rows(
     y0: usize,
     y1: usize,
 ) -> Result<Raster, ImagingError> {
+    let mut out = Raster::new(p.width as usize, y1 - y0, img.channels);
+    resample_into(img, p, y0, &mut out.data)?;
+    Ok(out)
+}
+
+/// [`resample_rows`] into `out`: zeroed rows from `y0` (whole rows; zeros are the letterbox).
+fn resample_into(
+    img: &Raster,
+    p: &Placement,
+    y0: usize,
+    out: &mut [f32],
+) -> Result<(), ImagingError> {
     let c = img.channels;
     let out_w = p.width as usize;
-    let mut out = Raster::new(out_w, y1 - y0, c);
+    let y1 = y0 + out.len() / (out_w * c);
     let letterboxed = p.is_letterboxed();
     // The scaled image: where it sits in the output, and its full height.
     let (dst_x, dst_y, dst_w, dst_h) = if letterboxed {
@@ -464,7 +475,7 @@ pub fn resample_rows(
     let s0 = y0.max(dst_y).min(dst_y + dst_h) - dst_y;
     let s1 = y1.max(dst_y).min(dst_y + dst_h) - dst_y;
     if s0 >= s1 {
-        return Ok(out);
+        return Ok(());
     }
     let (in_w, in_h) = (img.width as f64, img.height as f64);
     let (sx, sy) = (p.scaled_width as f64 / in_w, p.scaled_height as f64 / in_h);
@@ -523,17 +534,17 @@ pub fn resample_rows(
     };
     if dst_w == out_w {
         // Straight into the output rows.
-        let row_len = out.row_len();
-        resize(&mut out.data[first * row_len..(first + s1 - s0) * row_len])?;
+        let row_len = out_w * c;
+        resize(&mut out[first * row_len..(first + s1 - s0) * row_len])?;
     } else {
         let mut scaled = vec![0.0f32; dst_w * c * (s1 - s0)];
         resize(&mut scaled)?;
         for (i, row) in scaled.chunks_exact(dst_w * c).enumerate() {
             let start = ((first + i) * out_w + dst_x) * c;
-            out.data[start..start + dst_w * c].copy_from_slice(row);
+            out[start..start + dst_w * c].copy_from_slice(row);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ const JOBS_PER_ROUND: usize = 30;
 const CREDITS: u64 = 1_000_000;
 
 mod common;
-use common::{balance, create_key, start, status, submit};
+use common::{balance, create_key, get_json, start, status, submit};
 
 #[tokio::test]
 async fn sigkill_loses_no_job_and_charges_each_completed_job_once() {
@@ -54,15 +54,7 @@ async fn sigkill_loses_no_job_and_charges_each_completed_job_once() {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         tokio::time::sleep(Duration::from_millis(50 + rng % 400)).await;
-        let running: Value = client
-            .get(format!("{base}/image/v1/status?status=Processing"))
-            .header("X-API-Key", &key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let running = get_json(&client, &base, &key, "/image/v1/status?status=Processing").await;
         interrupted += running.as_array().unwrap().len();
         child.kill().unwrap();
         child.wait().unwrap();

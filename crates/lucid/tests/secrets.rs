@@ -111,15 +111,7 @@ async fn secrets_stay_out_of_logs_and_error_bodies() {
     }
 
     // A signed link, used and then altered.
-    let links: serde_json::Value = client
-        .get(format!("{base}/image/v1/download/{id}"))
-        .header("X-API-Key", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let links = get_json(&client, &base, &key, &format!("/image/v1/download/{id}")).await;
     let link = links["download_url"].as_str().unwrap();
     let signature = link.rsplit_once("signature=").unwrap().1.to_string();
     assert_eq!(client.get(link).send().await.unwrap().status(), 200);

@@ -99,9 +99,10 @@ pub async fn balance(client: &reqwest::Client, base: &str, key: &str) -> Option<
     resp.json().await.ok()
 }
 
-pub async fn status(client: &reqwest::Client, base: &str, key: &str, id: &str) -> Value {
+/// `GET path` with the key, answering the JSON body.
+pub async fn get_json(client: &reqwest::Client, base: &str, key: &str, path: &str) -> Value {
     client
-        .get(format!("{base}/image/v1/status/{id}"))
+        .get(format!("{base}{path}"))
         .header("X-API-Key", key)
         .send()
         .await
@@ -109,6 +110,10 @@ pub async fn status(client: &reqwest::Client, base: &str, key: &str, id: &str) -
         .json()
         .await
         .unwrap()
+}
+
+pub async fn status(client: &reqwest::Client, base: &str, key: &str, id: &str) -> Value {
+    get_json(client, base, key, &format!("/image/v1/status/{id}")).await
 }
 
 /// A photograph from the shared test images.
