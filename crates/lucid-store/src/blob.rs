@@ -8,13 +8,20 @@ use bytes::Bytes;
 
 use crate::StoreError;
 
-/// Image bytes by key (`sources/<uuid>`, `outputs/<uuid>.<ext>`).
 /// A blob being read: its size and its bytes as they arrive.
 pub struct BlobStream {
     pub size: u64,
     pub body: futures::stream::BoxStream<'static, std::io::Result<Bytes>>,
 }
 
+/// What a presigned link may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedMethod {
+    Get,
+    Head,
+}
+
+/// Image bytes by key (`sources/<uuid>`, `outputs/<uuid>.<ext>`).
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError>;
@@ -38,6 +45,17 @@ pub trait BlobStore: Send + Sync {
         self.put(key, Bytes::from(bytes)).await?;
         tokio::fs::remove_file(file).await?;
         Ok(())
+    }
+    /// A URL that lets its holder `method` the blob directly from the storage service for
+    /// `expires_in`, without lucid's credentials; `None` where the store cannot presign (a
+    /// local folder: the server signs its own `/files/…` links instead).
+    async fn signed_url(
+        &self,
+        _key: &str,
+        _method: SignedMethod,
+        _expires_in: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(None)
     }
 }
 
@@ -125,58 +143,5 @@ impl BlobStore for LocalBlobStore {
         tokio::fs::rename(&tmp, &path).await?;
         tokio::fs::remove_file(file).await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn put_file_moves_the_file_into_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalBlobStore::new(dir.path().join("blobs")).unwrap();
-        let file = dir.path().join("scratch");
-        std::fs::write(&file, b"encoded output").unwrap();
-        store.put_file("outputs/b.jpg", &file).await.unwrap();
-        assert_eq!(
-            store.get("outputs/b.jpg").await.unwrap().unwrap(),
-            Bytes::from_static(b"encoded output")
-        );
-        assert!(!file.exists(), "the file was consumed");
-        let stream = store.get_stream("outputs/b.jpg").await.unwrap().unwrap();
-        assert_eq!(stream.size, 14);
-        use futures::TryStreamExt;
-        let chunks: Vec<Bytes> = stream.body.try_collect().await.unwrap();
-        assert_eq!(chunks.concat(), b"encoded output");
-        assert!(store.get_stream("outputs/none").await.unwrap().is_none());
-        assert!(store.put_file("../escape", &file).await.is_err());
-    }
-
-    #[tokio::test]
-    async fn put_get_size_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalBlobStore::new(dir.path()).unwrap();
-        store
-            .put("outputs/a.png", Bytes::from_static(b"abc"))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.get("outputs/a.png").await.unwrap().unwrap(),
-            Bytes::from_static(b"abc")
-        );
-        assert_eq!(store.size("outputs/a.png").await.unwrap(), Some(3));
-        store.delete("outputs/a.png").await.unwrap();
-        assert_eq!(store.get("outputs/a.png").await.unwrap(), None);
-        store.delete("outputs/a.png").await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn path_escapes_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalBlobStore::new(dir.path()).unwrap();
-        for key in ["../x", "/etc/passwd", "a/../../b", ""] {
-            assert!(store.get(key).await.is_err(), "{key}");
-        }
     }
 }

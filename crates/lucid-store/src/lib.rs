@@ -23,9 +23,14 @@ use uuid::Uuid;
 pub mod blob;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod postgres;
+mod rows;
+pub mod s3;
+#[cfg(feature = "conformance")]
+pub mod services;
 pub mod sqlite;
 
-pub use blob::{BlobStore, LocalBlobStore};
+pub use blob::{BlobStore, LocalBlobStore, SignedMethod};
 
 /// Failures of a store. They never carry HTTP meaning; the server answers them with a 500.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +39,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("blob storage: {0}")]
     Io(#[from] std::io::Error),
+    #[error("object storage: {0}")]
+    Object(#[from] object_store::Error),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("{0}")]
@@ -177,6 +184,13 @@ pub enum Finalized {
     LostRace,
 }
 
+/// A job's new state, as announced by a store that several processes share.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JobEvent {
+    pub id: ProcessId,
+    pub state: JobState,
+}
+
 /// Jobs, keys, credits and sources. Ownership is part of every query, so another key's job is
 /// indistinguishable from a missing one.
 #[async_trait]
@@ -253,6 +267,13 @@ pub trait JobStore: Send + Sync {
 
     /// A named server secret (32 random bytes), created on first use and kept.
     async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError>;
+
+    /// Job state changes as they are committed, by any process, where the backend can announce
+    /// them (PostgreSQL's `NOTIFY`); `None` where it cannot. Announcements can be lost (a
+    /// dropped connection), so listeners also re-read the store on a timer.
+    fn events(&self) -> Option<tokio::sync::broadcast::Receiver<JobEvent>> {
+        None
+    }
 }
 
 /// SHA-256 of a plain key, hex.
@@ -275,6 +296,18 @@ pub fn generate_webhook_secret() -> String {
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)
     )
+}
+
+/// Notification ids: ULIDs from one monotonic generator, so a job's notifications sort in the
+/// order they were written even within one millisecond.
+fn next_ulid() -> String {
+    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let mut guard = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+    let generator = guard.get_or_insert_with(ulid::Generator::new);
+    generator
+        .generate()
+        .unwrap_or_else(|_| ulid::Ulid::new())
+        .to_string()
 }
 
 /// Milliseconds since the Unix epoch.

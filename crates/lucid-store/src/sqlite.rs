@@ -6,11 +6,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lucid_core::key::{Balance, KeyIdentity, Scopes, UNLIMITED_CREDITS};
-use lucid_core::{Endpoint, Job, JobState, OutputFormat, ProcessId};
+use lucid_core::key::{Balance, KeyIdentity};
+use lucid_core::{Job, JobState, ProcessId};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
 use subtle::ConstantTimeEq;
@@ -19,7 +18,7 @@ use uuid::Uuid;
 use crate::{
     CancelOutcome, DeleteOutcome, Delivery, Finalized, IDEMPOTENCY_WINDOW_MS, Idempotency,
     JobStore, KeyInfo, ListFilter, NewKey, Notification, Outcome, Source, StoreError,
-    SubmitOutcome, generate_key, generate_webhook_secret, key_digest, now_ms,
+    SubmitOutcome, generate_key, generate_webhook_secret, key_digest, next_ulid, now_ms, rows,
 };
 
 /// Schema migrations, applied in order once each.
@@ -30,18 +29,6 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0002_webhooks_idempotency.sql"),
     ),
 ];
-
-/// Notification ids: ULIDs from one monotonic generator, so a job's notifications sort in the
-/// order they were written even within one millisecond.
-fn next_ulid() -> String {
-    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
-    let mut guard = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
-    let generator = guard.get_or_insert_with(ulid::Generator::new);
-    generator
-        .generate()
-        .unwrap_or_else(|_| ulid::Ulid::new())
-        .to_string()
-}
 
 /// Writes the job's current state to the webhook outbox, if it has a webhook, inside the
 /// transaction that changed it.
@@ -114,59 +101,6 @@ impl SqliteStore {
     }
 }
 
-fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt(format!("job row has a bad {what}"));
-    let id: String = row.try_get("id")?;
-    let source_id: String = row.try_get("source_id")?;
-    let endpoint: String = row.try_get("endpoint")?;
-    let state: String = row.try_get("state")?;
-    let output_format: String = row.try_get("output_format")?;
-    Ok(Job {
-        id: ProcessId(Uuid::try_parse(&id).map_err(|_| corrupt("id"))?),
-        key_id: row.try_get("key_id")?,
-        source_id: Uuid::try_parse(&source_id).map_err(|_| corrupt("source_id"))?,
-        endpoint: Endpoint::from_slug(&endpoint).ok_or_else(|| corrupt("endpoint"))?,
-        model: row.try_get("model")?,
-        state: JobState::parse(&state).ok_or_else(|| corrupt("state"))?,
-        progress: row.try_get::<i64, _>("progress")?.clamp(0, 100) as u8,
-        filename: row.try_get("filename")?,
-        input_format: row.try_get("input_format")?,
-        input_width: row.try_get::<i64, _>("input_width")? as u32,
-        input_height: row.try_get::<i64, _>("input_height")? as u32,
-        output_format: OutputFormat::parse(&output_format)
-            .ok_or_else(|| corrupt("output_format"))?,
-        output_width: row.try_get::<i64, _>("output_width")? as u32,
-        output_height: row.try_get::<i64, _>("output_height")? as u32,
-        crop_to_fill: row.try_get("crop_to_fill")?,
-        options_json: row.try_get("options_json")?,
-        credits: row.try_get("credits")?,
-        sync: row.try_get("sync")?,
-        work_secs: row.try_get("work_secs")?,
-        eta: row.try_get("eta")?,
-        created_ms: row.try_get("created_ms")?,
-        modified_ms: row.try_get("modified_ms")?,
-        attempts: row.try_get::<i64, _>("attempts")? as u32,
-        error: row.try_get("error")?,
-        webhook_url: row.try_get("webhook_url")?,
-    })
-}
-
-fn balance_from(unlimited: bool, balance: i64, reserved: i64) -> Balance {
-    if unlimited {
-        Balance {
-            available: UNLIMITED_CREDITS - reserved,
-            reserved,
-            total: UNLIMITED_CREDITS,
-        }
-    } else {
-        Balance {
-            available: balance - reserved,
-            reserved,
-            total: balance,
-        }
-    }
-}
-
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn create_key(&self, key: NewKey) -> Result<String, StoreError> {
@@ -196,19 +130,7 @@ impl JobStore for SqliteStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let scopes: String = r.try_get("scopes")?;
-                let unlimited: bool = r.try_get("unlimited")?;
-                Ok(KeyInfo {
-                    name: r.try_get("name")?,
-                    scopes: Scopes::parse(&scopes).map_err(|e| StoreError::Corrupt(e.message))?,
-                    balance: balance_from(unlimited, r.try_get("balance")?, r.try_get("reserved")?),
-                    unlimited,
-                    revoked: r.try_get("revoked")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::key_info).collect()
     }
 
     async fn revoke_key(&self, name: &str) -> Result<bool, StoreError> {
@@ -238,12 +160,7 @@ impl JobStore for SqliteStore {
         if !bool::from(stored.as_bytes().ct_eq(digest.as_bytes())) {
             return Ok(None);
         }
-        let scopes: String = row.try_get("scopes")?;
-        Ok(Some(KeyIdentity {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            scopes: Scopes::parse(&scopes).map_err(|e| StoreError::Corrupt(e.message))?,
-        }))
+        rows::identity(&row).map(Some)
     }
 
     async fn balance(&self, key_id: i64) -> Result<Balance, StoreError> {
@@ -251,11 +168,7 @@ impl JobStore for SqliteStore {
             .bind(key_id)
             .fetch_one(&self.pool)
             .await?;
-        Ok(balance_from(
-            row.try_get("unlimited")?,
-            row.try_get("balance")?,
-            row.try_get("reserved")?,
-        ))
+        rows::balance(&row)
     }
 
     async fn insert_source(&self, s: &Source) -> Result<(), StoreError> {
@@ -279,18 +192,7 @@ impl JobStore for SqliteStore {
             .bind(key_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(Source {
-                id,
-                key_id,
-                filename: r.try_get("filename")?,
-                format: r.try_get("format")?,
-                width: r.try_get::<i64, _>("width")? as u32,
-                height: r.try_get::<i64, _>("height")? as u32,
-                size: r.try_get::<i64, _>("size")? as u64,
-            })
-        })
-        .transpose()
+        row.as_ref().map(rows::source).transpose()
     }
 
     async fn submit(
@@ -321,7 +223,7 @@ impl JobStore for SqliteStore {
                     .await?;
                 // The first job may have been deleted since; then the key starts afresh.
                 if let Some(first) = first {
-                    return Ok(SubmitOutcome::Replay(Box::new(job_from_row(&first)?)));
+                    return Ok(SubmitOutcome::Replay(Box::new(rows::job(&first)?)));
                 }
             }
             sqlx::query(
@@ -386,7 +288,7 @@ impl JobStore for SqliteStore {
             .bind(key_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(job_from_row).transpose()
+        row.as_ref().map(rows::job).transpose()
     }
 
     async fn job_any(&self, id: ProcessId) -> Result<Option<Job>, StoreError> {
@@ -394,7 +296,7 @@ impl JobStore for SqliteStore {
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(job_from_row).transpose()
+        row.as_ref().map(rows::job).transpose()
     }
 
     async fn list(&self, key_id: i64, f: &ListFilter) -> Result<Vec<Job>, StoreError> {
@@ -418,7 +320,7 @@ impl JobStore for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(job_from_row).collect()
+        rows.iter().map(rows::job).collect()
     }
 
     async fn cancel(&self, key_id: i64, id: ProcessId) -> Result<CancelOutcome, StoreError> {
@@ -470,7 +372,7 @@ impl JobStore for SqliteStore {
         let Some(row) = row else {
             return Ok(DeleteOutcome::NotFound);
         };
-        let job = job_from_row(&row)?;
+        let job = rows::job(&row)?;
         if !job.state.is_terminal() {
             return Ok(DeleteOutcome::Unfinished);
         }
@@ -489,7 +391,7 @@ impl JobStore for SqliteStore {
             .bind(key_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(job_from_row).collect()
+        rows.iter().map(rows::job).collect()
     }
 
     async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Job>, StoreError> {
@@ -504,7 +406,7 @@ impl JobStore for SqliteStore {
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
-        let job = row.as_ref().map(job_from_row).transpose()?;
+        let job = row.as_ref().map(rows::job).transpose()?;
         if let Some(job) = &job {
             enqueue_webhook(&mut tx, &job.id.to_string()).await?;
         }
@@ -674,25 +576,7 @@ impl JobStore for SqliteStore {
         .await?;
         let mut out: Vec<Notification> = rows
             .iter()
-            .map(|r| {
-                let process_id: String = r.try_get("process_id")?;
-                let status: String = r.try_get("status")?;
-                Ok(Notification {
-                    id: r.try_get("id")?,
-                    process_id: ProcessId(
-                        Uuid::try_parse(&process_id)
-                            .map_err(|_| StoreError::Corrupt("outbox process_id".into()))?,
-                    ),
-                    key_id: r.try_get("key_id")?,
-                    url: r.try_get("url")?,
-                    status: JobState::parse(&status)
-                        .ok_or_else(|| StoreError::Corrupt("outbox status".into()))?,
-                    progress: r.try_get::<i64, _>("progress")?.clamp(0, 100) as u8,
-                    creation_ms: r.try_get("creation_ms")?,
-                    modification_ms: r.try_get("modification_ms")?,
-                    attempts: r.try_get::<i64, _>("attempts")? as u32,
-                })
-            })
+            .map(rows::notification)
             .collect::<Result<_, StoreError>>()?;
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
