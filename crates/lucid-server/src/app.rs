@@ -9,10 +9,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
+use lucid_core::JobState;
+use lucid_store::postgres::PgStore;
+use lucid_store::s3::S3BlobStore;
 use lucid_store::sqlite::SqliteStore;
-use lucid_store::{JobStore, LocalBlobStore, NewKey};
+use lucid_store::{BlobStore, JobEvent, JobStore, LocalBlobStore, NewKey};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::config::Config;
 use crate::signing::Signer;
@@ -29,12 +32,31 @@ pub struct App {
     first_key: Option<String>,
 }
 
-/// Opens the job store named by the configuration.
+/// A URL as it may appear in logs and errors: without its password.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Opens (and migrates) the job store named by the configuration: `sqlite://…` or
+/// `postgres://…`.
 pub async fn open_job_store(config: &Config) -> anyhow::Result<Arc<dyn JobStore>> {
     let url = config.database_url();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PgStore::open(&url)
+            .await
+            .with_context(|| format!("opening {}", redacted(&url)))?;
+        return Ok(Arc::new(store));
+    }
     if !url.starts_with("sqlite:") {
         anyhow::bail!(
-            "unsupported --database-url {url:?}: this build supports sqlite:// databases"
+            "unsupported --database-url {:?}: use sqlite://… or postgres://…",
+            redacted(&url)
         );
     }
     std::fs::create_dir_all(&config.data_dir)
@@ -46,11 +68,22 @@ pub async fn open_job_store(config: &Config) -> anyhow::Result<Arc<dyn JobStore>
     ))
 }
 
+/// Opens the blob store named by the configuration: a local folder or `s3://bucket[/prefix]`.
+pub fn open_blob_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
+    match config.blob_url.as_deref() {
+        Some(url) if url.starts_with("s3://") => Ok(Arc::new(
+            S3BlobStore::open(url, []).with_context(|| format!("opening {url}"))?,
+        )),
+        _ => Ok(Arc::new(
+            LocalBlobStore::new(config.blob_dir()?).context("opening the blob folder")?,
+        )),
+    }
+}
+
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let jobs = open_job_store(&config).await?;
-        let blobs =
-            Arc::new(LocalBlobStore::new(config.blob_dir()?).context("opening the blob folder")?);
+        let blobs = open_blob_store(&config)?;
         let signer = Signer::new(jobs.secret("link-signing").await?);
         let listener = TcpListener::bind(config.addr)
             .await
@@ -142,7 +175,42 @@ fn spawn_background(state: &AppState, stop: &watch::Receiver<bool>) -> tokio::ta
     }
     tasks.spawn(reap_expired_leases(state.clone(), stop.clone()));
     tasks.spawn(crate::webhook::run_sender(state.clone(), stop.clone()));
+    if let Some(events) = state.jobs.events() {
+        tasks.spawn(follow_store_events(state.clone(), events, stop.clone()));
+    }
     tasks
+}
+
+/// Acts on job changes announced by the store, whichever node made them: a new Pending job
+/// wakes an idle worker, a cancel stops the job at once if it runs here, and every change
+/// wakes this node's status waiters. (Workers and waiters also poll, for lost announcements.)
+async fn follow_store_events(
+    state: AppState,
+    mut events: broadcast::Receiver<JobEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            _ = stop.changed() => return,
+        };
+        match event {
+            Ok(JobEvent { id, state: now }) => {
+                match now {
+                    JobState::Pending => state.new_work.notify_one(),
+                    JobState::Cancelled => {
+                        state.running.cancel(id);
+                    }
+                    _ => {}
+                }
+                state.announce_change(id);
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "job change announcements skipped");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
 }
 
 /// Refuses new work, lets running jobs finish within the grace period, then stops the rest,

@@ -45,10 +45,13 @@ pub struct Config {
     pub addr: SocketAddr,
     /// Folder for the embedded database and blobs.
     pub data_dir: PathBuf,
-    /// `sqlite://…`; default `<data_dir>/lucid.db`.
+    /// `sqlite://…` or `postgres://…`; default `<data_dir>/lucid.db`.
     pub database_url: Option<String>,
-    /// `file:///…`; default `<data_dir>/blobs`.
+    /// `file:///…` or `s3://bucket[/prefix]`; default `<data_dir>/blobs`.
     pub blob_url: Option<String>,
+    /// Serve downloads through this node's signed `/files/…` links even where the blob store
+    /// could presign links to itself (S3).
+    pub proxy_downloads: bool,
     /// In-process workers; 0 leaves jobs Pending (API-only node).
     pub workers: usize,
     /// Base of signed download links; default `http://<bound address>`.
@@ -78,6 +81,7 @@ impl Config {
             data_dir,
             database_url: None,
             blob_url: None,
+            proxy_downloads: false,
             workers: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
@@ -108,7 +112,7 @@ impl Config {
             Some(url) => match url.strip_prefix("file://") {
                 Some(path) => Ok(PathBuf::from(path)),
                 None => anyhow::bail!(
-                    "unsupported --blob-url {url:?}: this build stores blobs in file:// folders"
+                    "unsupported --blob-url {url:?}: use file:///folder or s3://bucket[/prefix]"
                 ),
             },
         }

@@ -32,6 +32,14 @@ impl FileKind {
             _ => None,
         }
     }
+
+    /// The blob key of this file of `job`.
+    pub fn blob(self, job: &lucid_core::Job) -> String {
+        match self {
+            FileKind::Output => job.output_blob(),
+            FileKind::Input => lucid_core::job::source_blob(job.source_id),
+        }
+    }
 }
 
 #[derive(Clone)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use lucid_core::JobState;
+use lucid_core::{Job, JobState};
 use lucid_store::{Delivery, Notification, now_ms};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -34,9 +34,10 @@ pub fn backoff(base: Duration, failed_attempts: u32) -> Duration {
     base.saturating_mul(factor).min(MAX_DELAY)
 }
 
-/// The JSON body of a notification (topaz-image-api.md §6), with freshly minted links.
-pub fn payload(app: &AppState, n: &Notification) -> Value {
-    let input = links(app, FileKind::Input, n.process_id);
+/// The JSON body of a notification (topaz-image-api.md §6), with freshly minted links to the
+/// files of `job`.
+pub async fn payload(app: &AppState, n: &Notification, job: &Job) -> Value {
+    let input = links(app, FileKind::Input, job).await;
     let mut body = json!({
         "notification_id": n.id,
         "process_id": n.process_id.to_string(),
@@ -48,7 +49,7 @@ pub fn payload(app: &AppState, n: &Notification) -> Value {
         "input_head_url": input["head_url"],
     });
     if n.status == JobState::Completed {
-        let output = links(app, FileKind::Output, n.process_id);
+        let output = links(app, FileKind::Output, job).await;
         body["download_url"] = output["download_url"].clone();
         body["head_url"] = output["head_url"].clone();
     }
@@ -87,7 +88,12 @@ async fn attempt(app: &AppState, n: &Notification) -> Delivery {
         Ok(s) => s,
         Err(e) => return failed(format!("no signing secret: {e}")),
     };
-    let body = payload(app, n).to_string();
+    let job = match app.jobs.job_any(n.process_id).await {
+        Ok(Some(job)) => job,
+        Ok(None) => return Delivery::Dropped("the job was deleted".into()),
+        Err(e) => return failed(format!("reading the job: {e}")),
+    };
+    let body = payload(app, n, &job).await.to_string();
     let timestamp = now_ms() / 1000;
     let result = app
         .http

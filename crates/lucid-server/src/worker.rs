@@ -22,6 +22,9 @@ use crate::state::AppState;
 pub const MAX_ATTEMPTS: u32 = 3;
 /// How often progress is written to the store while a job runs.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// The longest a running job goes without asking the store whether it is still this worker's:
+/// a cancel made on another node stops it within this even if its announcement was lost.
+const RECONCILE_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tick {
@@ -152,7 +155,7 @@ impl Worker {
             })
         };
         let started = Instant::now();
-        let renew_every = self.app.config.lease / 3;
+        let renew_every = (self.app.config.lease / 3).min(RECONCILE_INTERVAL);
         let mut last_renew = Instant::now();
         let mut saved = 0u8;
         let mut timed_out = false;

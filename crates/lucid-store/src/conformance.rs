@@ -678,6 +678,35 @@ pub async fn delete_races_finalize(store: Arc<dyn JobStore>) {
     assert_eq!(deleted + kept, 1_000);
 }
 
+/// A store that announces changes ([`JobStore::events`]) announces each state a job enters,
+/// submit, claim, cancel, in order. Stores that cannot announce pass trivially.
+pub async fn events_announce_each_state_change(store: &dyn JobStore) {
+    let Some(mut events) = store.events() else {
+        return;
+    };
+    let k = key(store, "k", None).await;
+    let j = submitted(store, k, 1).await;
+    assert_eq!(store.claim("w", LEASE).await.unwrap().unwrap().id, j.id);
+    assert_eq!(
+        store.cancel(k, j.id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("an announcement within 10 s")
+            .unwrap();
+        if event.id == j.id {
+            seen.push(event.state);
+        }
+    }
+    assert_eq!(
+        seen,
+        [JobState::Pending, JobState::Processing, JobState::Cancelled]
+    );
+}
+
 /// Put, get, size and delete; deleting twice is fine.
 pub async fn blobs_put_get_size_delete(store: &dyn BlobStore) {
     store
@@ -751,7 +780,8 @@ macro_rules! conformance_tests {
             release_returns_a_job_to_pending_without_using_an_attempt,
             list_is_newest_first_with_cursor,
             delete_needs_a_finished_job, list_filters_combine, idempotent_submit_replays_or_conflicts,
-            outbox_delivers_a_jobs_notifications_in_order, failed_deliveries_are_retried_with_the_same_id);
+            outbox_delivers_a_jobs_notifications_in_order, failed_deliveries_are_retried_with_the_same_id,
+            events_announce_each_state_change);
         $crate::conformance_tests!(@racing $make;
             cancel_races_finalize, cancel_races_cancel, delete_races_finalize,
             submits_near_the_credit_limit_never_overdraw);

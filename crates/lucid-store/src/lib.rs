@@ -29,6 +29,7 @@ pub mod s3;
 #[cfg(feature = "conformance")]
 pub mod services;
 pub mod sqlite;
+pub mod transfer;
 
 pub use blob::{BlobStore, LocalBlobStore, SignedMethod};
 

@@ -90,9 +90,16 @@ impl PgStore {
             .bind(MIGRATION_LOCK)
             .execute(&mut *tx)
             .await?;
-        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS lucid_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)")
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('lucid_migrations') IS NOT NULL")
+            .fetch_one(&mut *tx)
+            .await?;
+        if !exists {
+            sqlx::raw_sql(
+                "CREATE TABLE lucid_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+            )
             .execute(&mut *tx)
             .await?;
+        }
         for (version, sql) in MIGRATIONS {
             let done: Option<i64> =
                 sqlx::query_scalar("SELECT version FROM lucid_migrations WHERE version = $1")
@@ -110,6 +117,10 @@ impl PgStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {

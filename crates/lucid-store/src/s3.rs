@@ -13,7 +13,10 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
 use object_store::signer::Signer;
-use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions,
+    PutPayload, WriteMultipart,
+};
 use tokio::io::AsyncReadExt;
 
 use crate::StoreError;
@@ -88,6 +91,24 @@ impl S3BlobStore {
     }
 }
 
+/// Blobs are stored with their image type, so that presigned downloads carry it.
+fn attributes(key: &str) -> Attributes {
+    let content_type = match key.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("png") => "image/png",
+        Some("tif" | "tiff") => "image/tiff",
+        _ => return Attributes::new(),
+    };
+    Attributes::from_iter([(Attribute::ContentType, content_type)])
+}
+
+fn put_options(key: &str) -> PutOptions {
+    PutOptions {
+        attributes: attributes(key),
+        ..PutOptions::default()
+    }
+}
+
 fn not_found_is_none<T>(r: object_store::Result<T>) -> Result<Option<T>, StoreError> {
     match r {
         Ok(v) => Ok(Some(v)),
@@ -100,7 +121,7 @@ fn not_found_is_none<T>(r: object_store::Result<T>) -> Result<Option<T>, StoreEr
 impl BlobStore for S3BlobStore {
     async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
         self.store
-            .put(&self.path(key)?, PutPayload::from(bytes))
+            .put_opts(&self.path(key)?, PutPayload::from(bytes), put_options(key))
             .await?;
         Ok(())
     }
@@ -140,9 +161,15 @@ impl BlobStore for S3BlobStore {
         if size <= PART_SIZE as u64 {
             let mut bytes = Vec::with_capacity(size as usize);
             reader.read_to_end(&mut bytes).await?;
-            self.store.put(&path, PutPayload::from(bytes)).await?;
+            self.store
+                .put_opts(&path, PutPayload::from(bytes), put_options(key))
+                .await?;
         } else {
-            let upload = self.store.put_multipart(&path).await?;
+            let options = PutMultipartOptions {
+                attributes: attributes(key),
+                ..PutMultipartOptions::default()
+            };
+            let upload = self.store.put_multipart_opts(&path, options).await?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
             let mut chunk = vec![0u8; 1024 * 1024];
             let copied: Result<(), StoreError> = async {

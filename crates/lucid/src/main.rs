@@ -37,6 +37,27 @@ enum Command {
     },
     /// Run one job offline, file to file, with the server's pipeline.
     Process(ProcessArgs),
+    /// Bring the job database's schema up to date (serve and worker also do this at start).
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Copy an embedded installation (--data-dir: its SQLite database and blob folder) into an
+    /// empty PostgreSQL database and a blob store (S3). The folder is only read.
+    MoveData(MoveDataArgs),
+}
+
+#[derive(Args)]
+struct MoveDataArgs {
+    /// The embedded installation to copy.
+    #[arg(long, env = "LUCID_DATA_DIR", default_value = "./lucid-data")]
+    data_dir: PathBuf,
+    /// The PostgreSQL database to fill (postgres://…); it must hold no keys yet.
+    #[arg(long, env = "LUCID_DATABASE_URL")]
+    database_url: String,
+    /// Where the blobs go: s3://bucket[/prefix] (AWS_* variables as for serve).
+    #[arg(long, env = "LUCID_BLOB_URL")]
+    blob_url: String,
 }
 
 #[derive(Args, Clone)]
@@ -44,7 +65,8 @@ struct StoreArgs {
     /// Folder for the embedded database and blobs.
     #[arg(long, env = "LUCID_DATA_DIR", default_value = "./lucid-data")]
     data_dir: PathBuf,
-    /// Job database URL (sqlite://…); default <data-dir>/lucid.db.
+    /// Job database URL: sqlite://path or postgres://user:password@host/database;
+    /// default <data-dir>/lucid.db.
     #[arg(long, env = "LUCID_DATABASE_URL")]
     database_url: Option<String>,
 }
@@ -67,6 +89,10 @@ struct ServeArgs {
     /// Largest request body in megabytes.
     #[arg(long, env = "LUCID_MAX_UPLOAD_MB", default_value_t = 500)]
     max_upload_mb: u64,
+    /// Serve downloads through this node's signed links even when the blob store is S3
+    /// (default there: presigned S3 links, so image bytes bypass the API nodes).
+    #[arg(long, env = "LUCID_PROXY_DOWNLOADS")]
+    proxy_downloads: bool,
 }
 
 #[derive(Args)]
@@ -80,7 +106,9 @@ struct WorkerArgs {
 /// What `serve` and `worker` share: where outputs go and how jobs are worked.
 #[derive(Args)]
 struct WorkArgs {
-    /// Blob storage URL (file:///…); default <data-dir>/blobs.
+    /// Blob storage URL: file:///folder or s3://bucket[/prefix] (endpoint and credentials
+    /// from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ALLOW_HTTP); default <data-dir>/blobs.
     #[arg(long, env = "LUCID_BLOB_URL")]
     blob_url: Option<String>,
     /// Worker threads in this process (serve: 0 = API only, jobs stay Pending).
@@ -212,6 +240,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.public_url = args.public_url;
             config.rate_limit = args.rate_limit;
             config.max_upload_mb = args.max_upload_mb;
+            config.proxy_downloads = args.proxy_downloads;
             let app = lucid_server::App::build(config).await?;
             if let Some(key) = app.first_key() {
                 println!("Created an API key with every scope (shown once): {key}");
@@ -230,7 +259,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys { command } => keys(command).await,
         Command::Process(args) => process(args),
+        Command::MoveData(args) => move_data(args).await,
+        Command::Migrate { store } => {
+            lucid_server::app::open_job_store(&store_config(&store)).await?;
+            eprintln!("the job database is up to date");
+            Ok(())
+        }
     }
+}
+
+async fn move_data(args: MoveDataArgs) -> anyhow::Result<()> {
+    let embedded = lucid_server::Config::embedded(args.data_dir.clone());
+    let db_file = args.data_dir.join("lucid.db");
+    if !db_file.is_file() {
+        bail!("{} has no lucid.db", args.data_dir.display());
+    }
+    let from = lucid_store::sqlite::SqliteStore::open(&embedded.database_url()).await?;
+    let mut target = embedded.clone();
+    target.database_url = Some(args.database_url);
+    target.blob_url = Some(args.blob_url);
+    if !target.database_url().starts_with("postgres") {
+        bail!("--database-url must be a postgres:// URL");
+    }
+    let to = lucid_store::postgres::PgStore::open(&target.database_url()).await?;
+    let blobs = lucid_server::app::open_blob_store(&target)?;
+    // Blobs first: copying them again is harmless, while the database copy is refused once
+    // the target holds keys, so a failed run can simply be repeated.
+    let copied = lucid_store::transfer::copy_blobs(&embedded.blob_dir()?, &*blobs).await?;
+    eprintln!("blobs: {copied} files");
+    for (table, rows) in lucid_store::transfer::copy_database(&from, &to).await? {
+        eprintln!("{table}: {rows} rows");
+    }
+    Ok(())
 }
 
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {

@@ -6,9 +6,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use lucid_core::job::source_blob;
-use lucid_core::{ApiError, JobState, OutputFormat, ProcessId};
-use lucid_store::now_ms;
+use std::time::Duration;
+
+use lucid_core::{ApiError, Job, JobState, OutputFormat, ProcessId};
+use lucid_store::{SignedMethod, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -24,11 +25,33 @@ pub fn router() -> axum::Router<AppState> {
         .route("/files/{kind}/{process_id}", get(file))
 }
 
-/// `{download_url, head_url, expiry}`, plus `url` (the vendor quickstart reads it).
-pub fn links(app: &AppState, kind: FileKind, id: ProcessId) -> Value {
+/// `{download_url, head_url, expiry}`, plus `url` (the vendor quickstart reads it). Links
+/// the blob store presigns to itself (S3) where it can, so the bytes never pass through an
+/// API node, unless the node is configured to proxy; otherwise this node's signed links.
+pub async fn links(app: &AppState, kind: FileKind, job: &Job) -> Value {
     let expiry = now_ms() / 1000 + LINK_TTL_SECS;
-    let get = app.signer.link(&app.public_url, "GET", kind, id, expiry);
-    let head = app.signer.link(&app.public_url, "HEAD", kind, id, expiry);
+    if !app.config.proxy_downloads {
+        let blob = kind.blob(job);
+        let ttl = Duration::from_secs(LINK_TTL_SECS as u64);
+        let presigned = async {
+            let get = app.blobs.signed_url(&blob, SignedMethod::Get, ttl).await?;
+            let head = app.blobs.signed_url(&blob, SignedMethod::Head, ttl).await?;
+            Ok::<_, lucid_store::StoreError>(get.zip(head))
+        };
+        match presigned.await {
+            Ok(Some((get, head))) => {
+                return json!({ "download_url": get, "url": get, "head_url": head, "expiry": expiry });
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "presigning failed; minting node links"),
+        }
+    }
+    let get = app
+        .signer
+        .link(&app.public_url, "GET", kind, job.id, expiry);
+    let head = app
+        .signer
+        .link(&app.public_url, "HEAD", kind, job.id, expiry);
     json!({ "download_url": get, "url": get, "head_url": head, "expiry": expiry })
 }
 
@@ -46,7 +69,7 @@ async fn output(
     if job.state != JobState::Completed {
         return Err(ApiError::output_not_ready().into());
     }
-    Ok(Json(links(&app, FileKind::Output, id)))
+    Ok(Json(links(&app, FileKind::Output, &job).await))
 }
 
 /// Spec: getDownloadInput.
@@ -55,11 +78,12 @@ async fn input(
     caller: Caller<ReadScope>,
     ProcessIdPath(id): ProcessIdPath,
 ) -> Result<Json<Value>, HttpError> {
-    app.jobs
+    let job = app
+        .jobs
         .job(caller.id(), id)
         .await?
         .ok_or_else(ApiError::process_not_found)?;
-    Ok(Json(links(&app, FileKind::Input, id)))
+    Ok(Json(links(&app, FileKind::Input, &job).await))
 }
 
 #[derive(Deserialize)]
@@ -100,16 +124,12 @@ async fn file(
         .job_any(id)
         .await?
         .ok_or_else(ApiError::process_not_found)?;
-    let (blob, content_type) = match kind {
-        FileKind::Output if job.state == JobState::Completed => {
-            (job.output_blob(), job.output_format.content_type())
-        }
+    let content_type = match kind {
+        FileKind::Output if job.state == JobState::Completed => job.output_format.content_type(),
         FileKind::Output => return Err(ApiError::output_not_ready().into()),
-        FileKind::Input => (
-            source_blob(job.source_id),
-            content_type_of(&job.input_format),
-        ),
+        FileKind::Input => content_type_of(&job.input_format),
     };
+    let blob = kind.blob(&job);
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(

@@ -136,11 +136,10 @@ pub async fn submit_form(
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json::<Value>().await.unwrap()["process_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    let status = resp.status();
+    let body = resp.json::<Value>().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body["process_id"].as_str().unwrap().to_string()
 }
 
 /// Submits `image` to an async endpoint and answers the response.
