@@ -707,6 +707,33 @@ pub async fn events_announce_each_state_change(store: &dyn JobStore) {
     );
 }
 
+/// A store that keeps shared rate limits lets a key's burst through, refuses the next request
+/// with a wait of about one interval, and counts each key on its own. Others pass trivially.
+pub async fn shared_rate_limits_refuse_past_the_burst(store: &dyn JobStore) {
+    let (a, b) = (key(store, "a", None).await, key(store, "b", None).await);
+    let Some(first) = store.shared_rate_limit(a, 1, 3).await.unwrap() else {
+        return;
+    };
+    assert_eq!(first, Ok(()));
+    for _ in 0..2 {
+        assert_eq!(
+            store.shared_rate_limit(a, 1, 3).await.unwrap(),
+            Some(Ok(()))
+        );
+    }
+    match store.shared_rate_limit(a, 1, 3).await.unwrap() {
+        Some(Err(wait)) => assert!(
+            wait > Duration::from_millis(500) && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        ),
+        other => panic!("the fourth request in a burst of 3 went through: {other:?}"),
+    }
+    assert_eq!(
+        store.shared_rate_limit(b, 1, 3).await.unwrap(),
+        Some(Ok(()))
+    );
+}
+
 /// Put, get, size and delete; deleting twice is fine.
 pub async fn blobs_put_get_size_delete(store: &dyn BlobStore) {
     store
@@ -781,7 +808,7 @@ macro_rules! conformance_tests {
             list_is_newest_first_with_cursor,
             delete_needs_a_finished_job, list_filters_combine, idempotent_submit_replays_or_conflicts,
             outbox_delivers_a_jobs_notifications_in_order, failed_deliveries_are_retried_with_the_same_id,
-            events_announce_each_state_change);
+            events_announce_each_state_change, shared_rate_limits_refuse_past_the_burst);
         $crate::conformance_tests!(@racing $make;
             cancel_races_finalize, cancel_races_cancel, delete_races_finalize,
             submits_near_the_credit_limit_never_overdraw);

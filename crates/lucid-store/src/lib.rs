@@ -269,6 +269,18 @@ pub trait JobStore: Send + Sync {
     /// A named server secret (32 random bytes), created on first use and kept.
     async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError>;
 
+    /// Counts one request of the key against a rate limit shared by every node on this store
+    /// (`per_second` sustained, bursts of `burst`). `None` where the store keeps no shared
+    /// limits (the node counts on its own); `Some(Err(wait))` refuses it for `wait`.
+    async fn shared_rate_limit(
+        &self,
+        _key_id: i64,
+        _per_second: u32,
+        _burst: u32,
+    ) -> Result<Option<Result<(), Duration>>, StoreError> {
+        Ok(None)
+    }
+
     /// Job state changes as they are committed, by any process, where the backend can announce
     /// them (PostgreSQL's `NOTIFY`); `None` where it cannot. Announcements can be lost (a
     /// dropped connection), so listeners also re-read the store on a timer.

@@ -24,7 +24,13 @@ use crate::{
 };
 
 /// Schema migrations, applied in order once each.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_rate_limits.sql"),
+    ),
+];
 
 /// The `NOTIFY` channel of job state changes; the payload is `<state>:<process id>`.
 const CHANNEL: &str = "lucid_jobs";
@@ -706,6 +712,31 @@ impl JobStore for PgStore {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    /// GCRA on the database server's clock, so every node counts against one budget: a request
+    /// is let through when the key's theoretical arrival time, pushed one interval on, stays
+    /// within `burst` intervals of now.
+    async fn shared_rate_limit(
+        &self,
+        key_id: i64,
+        per_second: u32,
+        burst: u32,
+    ) -> Result<Option<Result<(), Duration>>, StoreError> {
+        let interval = 1_000_000 / i64::from(per_second.max(1));
+        let allowance = interval * i64::from(burst.max(1));
+        let row: (bool, i64) = sqlx::query_as(
+            "WITH now AS (SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT AS us),              taken AS (INSERT INTO rate_limits (key_id, tat_us) SELECT $1, us + $2 FROM now                ON CONFLICT (key_id) DO UPDATE SET tat_us = GREATEST(rate_limits.tat_us, (SELECT us FROM now)) + $2                WHERE GREATEST(rate_limits.tat_us, (SELECT us FROM now)) + $2 - (SELECT us FROM now) <= $3                RETURNING tat_us)              SELECT EXISTS (SELECT 1 FROM taken),                COALESCE((SELECT GREATEST(tat_us, (SELECT us FROM now)) + $2 - (SELECT us FROM now) - $3                  FROM rate_limits WHERE key_id = $1), 0)",
+        )
+        .bind(key_id)
+        .bind(interval)
+        .bind(allowance)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Some(match row {
+            (true, _) => Ok(()),
+            (false, wait_us) => Err(Duration::from_micros(wait_us.max(1) as u64)),
+        }))
     }
 
     fn events(&self) -> Option<broadcast::Receiver<JobEvent>> {

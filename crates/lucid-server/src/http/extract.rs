@@ -72,8 +72,21 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Caller<S> {
             .authenticate(plain)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
-        if let Err(not_until) = app.limiter.check_key(&key.id) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+        // Counted in the store where it is shared by every node, else by this node.
+        let rate = app.config.rate_limit;
+        let refused = match app
+            .jobs
+            .shared_rate_limit(key.id, rate.per_second, rate.burst)
+            .await?
+        {
+            Some(verdict) => verdict.err(),
+            None => app
+                .limiter
+                .check_key(&key.id)
+                .err()
+                .map(|not_until| not_until.wait_time_from(DefaultClock::default().now())),
+        };
+        if let Some(wait) = refused {
             return Err(HttpError::RateLimited(wait.as_secs_f64().ceil() as u64));
         }
         if !key.scopes.contains(S::SCOPE) {
