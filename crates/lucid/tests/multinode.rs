@@ -195,8 +195,8 @@ async fn jobs_submitted_anywhere_are_worked_by_any_worker_and_downloaded_from_s3
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "image/jpeg");
     let bytes = resp.bytes().await.unwrap();
-    let image = image_size(&bytes);
-    assert_eq!(image, (640, 640));
+    let info = lucid_imaging::codec::probe(&bytes).unwrap();
+    assert_eq!((info.format, info.width, info.height), ("jpeg", 640, 640));
     let head = cluster
         .client
         .head(links["head_url"].as_str().unwrap())
@@ -211,22 +211,6 @@ async fn jobs_submitted_anywhere_are_worked_by_any_worker_and_downloaded_from_s3
     // Tampering with the signature is refused by the store.
     let forged = url.replace("X-Amz-Signature=", "X-Amz-Signature=0");
     assert_eq!(reqwest::get(forged).await.unwrap().status(), 403);
-}
-
-/// Width and height of a JPEG, from its SOF0/SOF2 segment.
-fn image_size(jpeg: &[u8]) -> (u32, u32) {
-    let mut i = 2;
-    while i + 9 < jpeg.len() {
-        let marker = jpeg[i + 1];
-        let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
-        if matches!(marker, 0xC0 | 0xC2) {
-            let h = u16::from_be_bytes([jpeg[i + 5], jpeg[i + 6]]) as u32;
-            let w = u16::from_be_bytes([jpeg[i + 7], jpeg[i + 8]]) as u32;
-            return (w, h);
-        }
-        i += 2 + len;
-    }
-    panic!("no frame header in the download");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
