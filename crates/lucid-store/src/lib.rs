@@ -1,7 +1,9 @@
 //! lucid's persistence. [`JobStore`] is the single source of truth for keys, credits, sources
 //! and jobs; every state change is one conditional statement or one short transaction, so a
 //! cancel racing a completion has exactly one winner. [`BlobStore`] holds image bytes.
-//! [`sqlite::SqliteStore`] and [`blob::LocalBlobStore`] are the embedded implementations.
+//! [`sqlite::SqliteStore`] and [`blob::LocalBlobStore`] are the embedded implementations;
+//! [`postgres::PgStore`] and [`s3::S3BlobStore`] the shared ones, for many nodes; [`transfer`]
+//! copies the first pair into the second.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), lucid_store::StoreError> {

@@ -46,20 +46,19 @@ async fn record_change(
     tx: &mut Transaction<'static, Postgres>,
     process_id: &str,
 ) -> Result<(), StoreError> {
+    // One round trip: every state change of every job passes here.
     sqlx::query(
-        "INSERT INTO webhook_outbox (id, process_id, key_id, url, status, progress, creation_ms, modification_ms, next_attempt_ms) \
-         SELECT $1, id, key_id, webhook_url, state, progress, created_ms, modified_ms, $2 FROM jobs WHERE id = $3 AND webhook_url IS NOT NULL",
+        "WITH job AS (SELECT * FROM jobs WHERE id = $3), \
+         outbox AS (INSERT INTO webhook_outbox (id, process_id, key_id, url, status, progress, creation_ms, modification_ms, next_attempt_ms) \
+           SELECT $1, id, key_id, webhook_url, state, progress, created_ms, modified_ms, $2 FROM job WHERE webhook_url IS NOT NULL) \
+         SELECT pg_notify($4, state || ':' || id) FROM job",
     )
     .bind(next_ulid())
     .bind(now_ms())
     .bind(process_id)
+    .bind(CHANNEL)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("SELECT pg_notify($1, state || ':' || id) FROM jobs WHERE id = $2")
-        .bind(CHANNEL)
-        .bind(process_id)
-        .execute(&mut **tx)
-        .await?;
     Ok(())
 }
 

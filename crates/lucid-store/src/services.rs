@@ -270,13 +270,13 @@ impl S3Server {
     /// A blob store on a fresh prefix of the test bucket, and its `--blob-url`.
     pub fn fresh_store(&self) -> (S3BlobStore, String) {
         let url = format!("s3://{S3_BUCKET}/t{}", uuid::Uuid::new_v4().simple());
-        let settings = [
-            ("aws_endpoint", self.endpoint.as_str()),
-            ("aws_access_key_id", S3_ACCESS_KEY),
-            ("aws_secret_access_key", S3_SECRET_KEY),
-            ("aws_region", "us-east-1"),
-            ("aws_allow_http", "true"),
-        ];
+        // object_store's setting names are the variables' names in lower case.
+        let settings: Vec<(String, String)> = self
+            .env()
+            .into_iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value))
+            .collect();
+        let settings = settings.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let store = S3BlobStore::open(&url, settings).expect("test S3 store");
         (store, url)
     }

@@ -270,19 +270,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn move_data(args: MoveDataArgs) -> anyhow::Result<()> {
     let embedded = lucid_server::Config::embedded(args.data_dir.clone());
-    let db_file = args.data_dir.join("lucid.db");
-    if !db_file.is_file() {
+    if !args.data_dir.join("lucid.db").is_file() {
         bail!("{} has no lucid.db", args.data_dir.display());
     }
-    let from = lucid_store::sqlite::SqliteStore::open(&embedded.database_url()).await?;
-    let mut target = embedded.clone();
-    target.database_url = Some(args.database_url);
-    target.blob_url = Some(args.blob_url);
-    if !target.database_url().starts_with("postgres") {
+    if !args.database_url.starts_with("postgres") {
         bail!("--database-url must be a postgres:// URL");
     }
-    let to = lucid_store::postgres::PgStore::open(&target.database_url()).await?;
-    let blobs = lucid_server::app::open_blob_store(&target)?;
+    let from = lucid_store::sqlite::SqliteStore::open(&embedded.database_url()).await?;
+    let to = lucid_store::postgres::PgStore::open(&args.database_url).await?;
+    let blobs = lucid_server::app::open_blob_store(&lucid_server::Config {
+        blob_url: Some(args.blob_url),
+        ..embedded.clone()
+    })?;
     // Blobs first: copying them again is harmless, while the database copy is refused once
     // the target holds keys, so a failed run can simply be repeated.
     let copied = lucid_store::transfer::copy_blobs(&embedded.blob_dir()?, &*blobs).await?;

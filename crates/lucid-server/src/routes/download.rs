@@ -1,13 +1,13 @@
 //! `GET /image/v1/download/{id}`, `GET /image/v1/download/input/{id}` (spec §3.8) and the
 //! signed `/files/{kind}/{id}` links they mint, which serve GET and HEAD without an API key.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use std::time::Duration;
-
 use lucid_core::{ApiError, Job, JobState, OutputFormat, ProcessId};
 use lucid_store::{SignedMethod, now_ms};
 use serde::Deserialize;
