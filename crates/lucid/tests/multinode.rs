@@ -3,113 +3,30 @@
 //! throwaway servers of `lucid_store::services`; skipped where they are not installed, never
 //! in CI).
 
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
 mod common;
-use common::{balance, get_json, lucid, start_with, status, submit_form};
+use common::cluster::Cluster;
+use common::{balance, get_json, status, submit_form};
 
-/// Nodes sharing one database and one bucket prefix; every process is killed on drop.
-struct Cluster {
-    dir: tempfile::TempDir,
-    database_url: String,
-    blob_url: String,
-    s3_env: Vec<(&'static str, String)>,
-    key: String,
-    api: Vec<String>,
-    children: Vec<Child>,
-    client: reqwest::Client,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+/// A cluster of this build's binary with a key of a million credits and `api_nodes` API
+/// nodes; `None` where PostgreSQL or SeaweedFS is missing (outside CI).
+async fn cluster(api_nodes: usize) -> Option<Cluster> {
+    let mut cluster = Cluster::start(env!("CARGO_BIN_EXE_lucid").as_ref(), "1000000").await?;
+    for _ in 0..api_nodes {
+        cluster.start_api().await;
     }
+    Some(cluster)
 }
 
+/// Worker nodes lease for 2 s, so a killed one's job comes back quickly.
+const WORKER: &[&str] = &["--lease-seconds", "2"];
+
+/// What the tests ask of the API nodes.
 impl Cluster {
-    /// A database, a bucket prefix, a key with `credits`, and `api_nodes` API nodes.
-    async fn start(api_nodes: usize, credits: u64) -> Option<Cluster> {
-        let database_url = lucid_store::services::postgres_database().await?;
-        let s3 = lucid_store::services::s3_server().await?;
-        let (_, blob_url) = s3.fresh_store();
-        let mut cluster = Cluster {
-            dir: tempfile::tempdir().unwrap(),
-            database_url,
-            blob_url,
-            s3_env: s3.env(),
-            key: String::new(),
-            api: Vec::new(),
-            children: Vec::new(),
-            client: reqwest::Client::new(),
-        };
-        let out = cluster
-            .command()
-            .args(["keys", "create", "--name", "multi", "--credits"])
-            .arg(credits.to_string())
-            .args(["--database-url", &cluster.database_url])
-            .stdout(Stdio::piped())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        cluster.key = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        for _ in 0..api_nodes {
-            let flags = [
-                "--workers",
-                "0",
-                "--database-url",
-                &cluster.database_url,
-                "--blob-url",
-                &cluster.blob_url,
-            ];
-            let (child, base) = start_with(
-                cluster.command(),
-                &flags,
-                cluster.dir.path(),
-                &cluster.key,
-                &cluster.client,
-            )
-            .await;
-            cluster.children.push(child);
-            cluster.api.push(base);
-        }
-        Some(cluster)
-    }
-
-    /// The binary with the S3 settings in its environment.
-    fn command(&self) -> std::process::Command {
-        let mut cmd = lucid();
-        cmd.envs(self.s3_env.iter().map(|(k, v)| (k, v)));
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        cmd
-    }
-
-    /// Starts a worker node (one worker thread, 2 s leases, its own scratch folder); answers
-    /// its index in `children`.
-    fn start_worker(&mut self) -> usize {
-        let scratch = self
-            .dir
-            .path()
-            .join(format!("worker{}", self.children.len()));
-        let child = self
-            .command()
-            .args(["worker", "--workers", "1", "--lease-seconds", "2"])
-            .args(["--database-url", &self.database_url])
-            .args(["--blob-url", &self.blob_url])
-            .arg("--data-dir")
-            .arg(scratch)
-            .spawn()
-            .unwrap();
-        self.children.push(child);
-        self.children.len() - 1
-    }
-
     async fn submit(&self, node: usize, fields: &[(&str, &str)]) -> String {
         let image = std::fs::read(common::shared_png()).unwrap();
         let mut form = Form::new().part("image", Part::bytes(image).file_name("camera.png"));
@@ -156,11 +73,11 @@ const SLOW: &[(&str, &str)] = &[("output_width", "20480"), ("output_format", "pn
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_submitted_anywhere_are_worked_by_any_worker_and_downloaded_from_s3() {
-    let Some(mut cluster) = Cluster::start(2, 1_000_000).await else {
+    let Some(mut cluster) = cluster(2).await else {
         return;
     };
-    cluster.start_worker();
-    cluster.start_worker();
+    cluster.start_worker(WORKER);
+    cluster.start_worker(WORKER);
     let mut ids = Vec::new();
     for i in 0..6 {
         ids.push(cluster.submit(i % 2, &[("output_width", "640")]).await);
@@ -215,11 +132,11 @@ async fn jobs_submitted_anywhere_are_worked_by_any_worker_and_downloaded_from_s3
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_through_one_api_node_stops_the_job_on_a_worker_node() {
-    let Some(mut cluster) = Cluster::start(2, 1_000_000).await else {
+    let Some(mut cluster) = cluster(2).await else {
         return;
     };
     // One worker: the next job can only run once the cancelled one has let go of it.
-    cluster.start_worker();
+    cluster.start_worker(WORKER);
     let before = balance(&cluster.client, &cluster.api[0], &cluster.key)
         .await
         .unwrap();
@@ -254,10 +171,10 @@ async fn a_cancel_through_one_api_node_stops_the_job_on_a_worker_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_node_s_job_finishes_on_another_and_is_charged_once() {
-    let Some(mut cluster) = Cluster::start(1, 1_000_000).await else {
+    let Some(mut cluster) = cluster(1).await else {
         return;
     };
-    let first = cluster.start_worker();
+    let first = cluster.start_worker(WORKER);
     let before = balance(&cluster.client, &cluster.api[0], &cluster.key)
         .await
         .unwrap();
@@ -267,7 +184,7 @@ async fn a_killed_worker_node_s_job_finishes_on_another_and_is_charged_once() {
     for _ in 0..5 {
         others.push(cluster.submit(0, &[("output_width", "512")]).await);
     }
-    cluster.start_worker();
+    cluster.start_worker(WORKER);
     let killed = &mut cluster.children[first];
     killed.kill().unwrap();
     killed.wait().unwrap();
