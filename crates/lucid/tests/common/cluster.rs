@@ -74,9 +74,21 @@ impl Cluster {
         cmd
     }
 
-    /// A scratch folder of its own for the next node.
-    fn node_dir(&self) -> PathBuf {
-        self.dir.path().join(format!("node{}", self.children.len()))
+    /// Starts a node: `args` (its role and flags) on the shared stores, with a scratch folder
+    /// of its own; answers its index in `children`.
+    fn spawn_node(&mut self, args: &[&str]) -> usize {
+        let scratch = self.dir.path().join(format!("node{}", self.children.len()));
+        let child = self
+            .command()
+            .args(args)
+            .args(["--database-url", &self.database_url])
+            .args(["--blob-url", &self.blob_url])
+            .arg("--data-dir")
+            .arg(scratch)
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        self.children.len() - 1
     }
 
     /// Starts an API node (`serve --workers 0`, no rate limit to speak of) on a free port and
@@ -87,23 +99,16 @@ impl Cluster {
             .local_addr()
             .unwrap()
             .port();
-        let child = self
-            .command()
-            .args([
-                "serve",
-                "--workers",
-                "0",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .args(["--rate-limit", "1000000/s,burst=1000000"])
-            .args(["--database-url", &self.database_url])
-            .args(["--blob-url", &self.blob_url])
-            .arg("--data-dir")
-            .arg(self.node_dir())
-            .spawn()
-            .unwrap();
-        self.children.push(child);
+        let addr = format!("127.0.0.1:{port}");
+        self.spawn_node(&[
+            "serve",
+            "--workers",
+            "0",
+            "--addr",
+            &addr,
+            "--rate-limit",
+            "1000000/s,burst=1000000",
+        ]);
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         while self
@@ -125,17 +130,10 @@ impl Cluster {
     /// Starts a worker node (`worker --workers 1` and `flags`) with its own scratch folder;
     /// answers its index in `children`.
     pub fn start_worker(&mut self, flags: &[&str]) -> usize {
-        let child = self
-            .command()
-            .args(["worker", "--workers", "1"])
-            .args(flags)
-            .args(["--database-url", &self.database_url])
-            .args(["--blob-url", &self.blob_url])
-            .arg("--data-dir")
-            .arg(self.node_dir())
-            .spawn()
-            .unwrap();
-        self.children.push(child);
-        self.children.len() - 1
+        let args: Vec<&str> = ["worker", "--workers", "1"]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .collect();
+        self.spawn_node(&args)
     }
 }
