@@ -28,7 +28,7 @@ measure() {
 
 # Sets the array `cmd` to lucid's command for an operation (input and output appended later).
 lucid_cmd() {
-  local plain=(--set sharpen=0 --set denoise=0 --set fix_compression=0)
+  local plain=(--set upscaler=lanczos --set sharpen=0 --set denoise=0 --set fix_compression=0)
   case $1 in
     upscale)      cmd=("$lucid" process --endpoint enhance --set output_width=8000 "${plain[@]}") ;;
     downscale)    cmd=("$lucid" process --endpoint enhance --set output_width=1000 "${plain[@]}") ;;

@@ -132,6 +132,8 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("grain_size", Kind::Integer(1, 5)),
     ("grain_strength", Kind::Number(0.0, 1.0)),
     ("mode", Kind::Text(64)),
+    // lucid's own: `lanczos` turns the learned ×2 upscaling of the enhance models off.
+    ("upscaler", Kind::OneOf(&["learned", "lanczos"])),
 ];
 
 /// The recognised model settings of one request, typed and range-checked.

@@ -22,6 +22,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod quality;
 pub mod raster;
+pub mod sr;
 
 /// Failures of the imaging pipeline.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,8 @@
 //! Enhance, enhance-gen and Transparency Upscale: denoise and deblock at the input resolution
-//! (as much as the measured noise calls for), resample to the requested geometry, then restore
-//! detail by back-projection (or unsharp masking where that does not apply).
+//! (as much as the measured noise calls for), upscale by the learned ×2 network as many times
+//! as the output calls for, then resample to the requested geometry. With `upscaler=lanczos`
+//! (or outputs too large for the network) the resample works from the source and detail is
+//! restored by back-projection (or unsharp masking where that does not apply).
 
 use lucid_core::Endpoint;
 use lucid_core::geometry::Placement;
@@ -9,6 +11,7 @@ use lucid_core::request::Settings;
 use super::Output;
 use crate::codec::RowSource;
 use crate::raster::{Raster, bilateral, resample, resample_rows, unsharp};
+use crate::sr::{self, Network};
 use crate::{Ctx, ImagingError, dct};
 
 /// Back-projection rounds at `sharpen = 1`; the default 0.5 gives two.
@@ -16,6 +19,29 @@ const BACK_PROJECTIONS_AT_FULL_SHARPEN: f32 = 4.0;
 
 /// Largest output, in megapixels, that is back-projected.
 const BACK_PROJECTION_MAX_MP: f64 = 100.0;
+
+/// Largest image, in megapixels, that the learned ×2 steps produce (it is held whole, with
+/// its planes); outputs needing more, or larger than [`BACK_PROJECTION_MAX_MP`], are streamed
+/// from the source by Lanczos-3 instead.
+const LEARNED_MAX_MP: f64 = 64.0;
+
+/// How many learned ×2 steps go before the final resample: until the image is within 10 %
+/// of the output's scale (or past it; the resample then shrinks it a little).
+fn learned_steps(width: usize, height: usize, placement: &Placement) -> usize {
+    if placement.megapixels() > BACK_PROJECTION_MAX_MP {
+        return 0;
+    }
+    let scale = (placement.scaled_width as f64 / width as f64)
+        .max(placement.scaled_height as f64 / height as f64);
+    let (mut steps, mut factor) = (0, 1.0);
+    while factor < 0.9 * scale
+        && (width * height) as f64 * factor * factor * 4.0 <= LEARNED_MAX_MP * 1e6
+    {
+        factor *= 2.0;
+        steps += 1;
+    }
+    steps
+}
 
 /// Iterative back-projection (Irani & Peleg 1991): shrinks the estimate back to the source's
 /// size, upsamples what it got wrong and adds it, so the result's own downscale matches the
@@ -180,11 +206,21 @@ pub fn run<'a>(
     img: Raster,
     placement: &Placement,
 ) -> Result<Output<'a>, ImagingError> {
-    let t = tuning(endpoint, model, s);
+    let mut t = tuning(endpoint, model, s);
     let generative = endpoint == Endpoint::EnhanceGen;
+    let learned = match s.text("upscaler") {
+        Some("lanczos") => 0,
+        _ => learned_steps(img.width, img.height, placement),
+    };
+    if learned > 0 {
+        // The network restores detail itself; only an explicit `sharpen` adds to it.
+        let explicit = s.number("sharpen", s.number("deblur_strength", 0.0));
+        t.sharpen = explicit as f32 * s.number("strength", 1.0) as f32;
+    }
     // Back-projection needs a plain upscale (no letterbox borders, no crop), and holds the
     // whole output twice over, so very large outputs get unsharp masking instead.
-    let back_projects = placement.offset_x == 0
+    let back_projects = learned == 0
+        && placement.offset_x == 0
         && placement.offset_y == 0
         && placement.width as usize > img.width
         && placement.megapixels() <= BACK_PROJECTION_MAX_MP;
@@ -218,13 +254,14 @@ pub fn run<'a>(
     // back-projection round and three per unsharp mask.
     ctx.plan_passes(
         smooths as usize
+            + learned
             + if iterations == 0 {
                 1
             } else {
                 1 + 2 * iterations + 3 * finish.masks().len()
             },
     );
-    let img = if smooths {
+    let mut img = if smooths {
         let sigma_r = 0.02 + 0.08 * smoothing;
         let mut smoothed = bilateral(ctx, &img, 2, 1.2, sigma_r)?;
         smoothed.blend_with(&img, smoothing.min(1.0));
@@ -232,6 +269,9 @@ pub fn run<'a>(
     } else {
         img
     };
+    for _ in 0..learned {
+        img = sr::upscale(ctx, Network::builtin(), &img)?;
+    }
     if iterations == 0 {
         return Ok(Output::Rows(Box::new(EnhanceRows {
             ctx,

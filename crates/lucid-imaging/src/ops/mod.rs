@@ -59,25 +59,25 @@ pub fn run<'a>(
 pub fn describe(endpoint: Endpoint, model: &str) -> &'static str {
     match (endpoint, model) {
         (Endpoint::Enhance, "Standard V2") => {
-            "Lanczos-3 resample; light edge-preserving denoise and deblocking before, scaled by the measured noise; after, two rounds of iterative back-projection (the upscale's own downscale is made to match the source), unsharp masking for crops, letterboxes and outputs over 100 MP."
+            "Learned ×2 super-resolution (lucid's own network, on luma; see Learned upscaling) repeated until near the output's scale, then an exact Lanczos-3 resample; light edge-preserving denoise and deblocking first, scaled by the measured noise. With `upscaler=lanczos`, and past the network's 64 MP limit: Lanczos-3 and two rounds of iterative back-projection (unsharp masking for crops, letterboxes and outputs over 100 MP)."
         }
         (Endpoint::Enhance, "Low Resolution V2") => {
-            "Like Standard V2 with stronger deblocking and denoise before the resample and three back-projection rounds after, for small or compressed sources."
+            "Like Standard V2 with stronger deblocking and denoise before the upscale (three back-projection rounds with `upscaler=lanczos`), for small or compressed sources."
         }
         (Endpoint::Enhance, "CGI") => {
-            "Lanczos-3 resample without denoising, three back-projection rounds (zero-threshold unsharp masking where back-projection does not apply) for flat art and renders."
+            "Learned ×2 super-resolution and Lanczos-3 without denoising, for flat art and renders (`upscaler=lanczos`: three back-projection rounds, zero-threshold unsharp masking where back-projection does not apply)."
         }
         (Endpoint::Enhance, "High Fidelity V2") => {
-            "Lanczos-3 resample with minimal smoothing and one back-projection round, keeping the source's texture."
+            "Learned ×2 super-resolution and Lanczos-3 with minimal smoothing, keeping the source's texture (`upscaler=lanczos`: one back-projection round)."
         }
         (Endpoint::Enhance, "Text Refine") => {
-            "Lanczos-3 resample with deblocking, four back-projection rounds and a contrast lift for text and line art."
+            "Learned ×2 super-resolution and Lanczos-3 with deblocking before and a contrast lift after, for text and line art (`upscaler=lanczos`: four back-projection rounds)."
         }
         (Endpoint::EnhanceGen, _) => {
-            "Lanczos-3 resample and back-projection, then multi-scale detail enhancement (two unsharp passes at fine and medium radii) scaled by creativity/detail."
+            "Learned ×2 super-resolution and Lanczos-3 (back-projection with `upscaler=lanczos`), then multi-scale detail enhancement (two unsharp passes at fine and medium radii) scaled by creativity/detail."
         }
         (Endpoint::Tool, _) => {
-            "Lanczos-3 resample of RGBA with premultiplied alpha (no dark fringes), up to 4x, then two back-projection rounds."
+            "Learned ×2 super-resolution of colour premultiplied by alpha (luma through the network), alpha upscaled separately (bicubic), then Lanczos-3 to the exact size; `upscaler=lanczos`: Lanczos-3 of premultiplied RGBA and two back-projection rounds."
         }
         (Endpoint::Sharpen, "Standard") => {
             "Unsharp mask on luma (sigma 1.0, amount 0.8) with a noise threshold."
