@@ -32,6 +32,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Set once shutdown starts: new work is refused with 503.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// This process's counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
                 Quota::per_second(rate).allow_burst(burst),
             )),
             draining: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 
@@ -95,6 +98,15 @@ impl RunningJobs {
             }
             None => false,
         }
+    }
+
+    /// How many jobs run here now.
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("running jobs lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn cancel_all(&self) {

@@ -127,6 +127,12 @@ pub async fn run_sender(app: AppState, mut shutdown: watch::Receiver<bool>) {
                     let app = app.clone();
                     async move {
                         let delivery = attempt(&app, &n).await;
+                        app.metrics.webhook(match delivery {
+                            Delivery::Delivered => "delivered",
+                            Delivery::Retry { .. } => "retry",
+                            Delivery::Exhausted(_) => "exhausted",
+                            Delivery::Dropped(_) => "dropped",
+                        });
                         tracing::info!(notification_id = %n.id, process_id = %n.process_id, status = n.status.as_str(), ?delivery, "webhook");
                         if let Err(e) = app.jobs.record_delivery(&n.id, delivery).await {
                             tracing::error!(error = %e, "recording a webhook delivery");

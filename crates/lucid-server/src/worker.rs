@@ -16,6 +16,7 @@ use lucid_store::{Finalized, Outcome, StoreError};
 use tempfile::TempPath;
 use tokio::sync::watch;
 
+use crate::metrics::RunOutcome;
 use crate::state::AppState;
 
 /// Attempts before a job whose worker keeps disappearing is failed.
@@ -60,8 +61,17 @@ impl Worker {
         let id = job.id;
         self.app.announce_change(id);
         let token = self.app.running.register(id);
+        let started = Instant::now();
         let result = self.execute(&job, &token).await;
         self.app.running.remove(id);
+        let outcome = match &result {
+            Ok(_) => RunOutcome::Completed,
+            Err(RunError::Stopped) => RunOutcome::Stopped,
+            Err(RunError::Failed(_)) => RunOutcome::Failed,
+        };
+        self.app
+            .metrics
+            .job_run(job.endpoint.slug(), &job.model, outcome, started.elapsed());
         match result {
             Ok(output) => {
                 let blob = job.output_blob();

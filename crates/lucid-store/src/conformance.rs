@@ -785,6 +785,34 @@ pub async fn blobs_refuse_path_escapes(store: &dyn BlobStore) {
     }
 }
 
+pub async fn census_counts_every_keys_jobs_by_state(store: &dyn JobStore) {
+    assert_eq!(store.census().await.unwrap(), crate::Census::default());
+    let (a, b) = (key(store, "a", None).await, key(store, "b", None).await);
+    let first = submitted(store, a, 1).await;
+    let second = submitted(store, b, 1).await;
+    let third = submitted(store, a, 1).await;
+    let census = store.census().await.unwrap();
+    assert_eq!(census.count(JobState::Pending), 3);
+    assert_eq!(census.oldest_pending_ms, Some(first.created_ms));
+    assert_eq!(
+        store.cancel(b, second.id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    let claimed = store.claim("w", LEASE).await.unwrap().unwrap();
+    assert_eq!(claimed.id, first.id);
+    let census = store.census().await.unwrap();
+    assert_eq!(
+        (
+            census.count(JobState::Pending),
+            census.count(JobState::Processing),
+            census.count(JobState::Cancelled),
+            census.count(JobState::Completed),
+        ),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(census.oldest_pending_ms, Some(third.created_ms));
+}
+
 /// Emits one `#[tokio::test]` per blob store conformance function for a store built by
 /// `$make` (an async expression answering `Option<(Arc<dyn BlobStore>, guard)>`; `None` skips).
 #[macro_export]
@@ -808,7 +836,8 @@ macro_rules! conformance_tests {
             list_is_newest_first_with_cursor,
             delete_needs_a_finished_job, list_filters_combine, idempotent_submit_replays_or_conflicts,
             outbox_delivers_a_jobs_notifications_in_order, failed_deliveries_are_retried_with_the_same_id,
-            events_announce_each_state_change, shared_rate_limits_refuse_past_the_burst);
+            events_announce_each_state_change, shared_rate_limits_refuse_past_the_burst,
+            census_counts_every_keys_jobs_by_state);
         $crate::conformance_tests!(@racing $make;
             cancel_races_finalize, cancel_races_cancel, delete_races_finalize,
             submits_near_the_credit_limit_never_overdraw);

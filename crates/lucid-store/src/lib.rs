@@ -194,6 +194,24 @@ pub struct JobEvent {
     pub state: JobState,
 }
 
+/// Every key's jobs counted by state, and the age of the queue: the operator's view.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Census {
+    /// Jobs in each state (states without jobs are absent).
+    pub by_state: Vec<(JobState, i64)>,
+    /// When the oldest Pending job was submitted (Unix milliseconds); `None` when none waits.
+    pub oldest_pending_ms: Option<i64>,
+}
+
+impl Census {
+    pub fn count(&self, state: JobState) -> i64 {
+        self.by_state
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
 /// Jobs, keys, credits and sources. Ownership is part of every query, so another key's job is
 /// indistinguishable from a missing one.
 #[async_trait]
@@ -253,6 +271,8 @@ pub trait JobStore: Send + Sync {
     async fn expire_leases(&self, max_attempts: u32) -> Result<u64, StoreError>;
     /// Estimated seconds of work in Pending and Processing jobs, for ETAs.
     async fn queued_work_secs(&self) -> Result<f64, StoreError>;
+    /// All keys' jobs by state, and the oldest Pending job (for `/metrics`).
+    async fn census(&self) -> Result<Census, StoreError>;
 
     /// Claims up to `limit` due notifications for delivery for `lease` (another sender skips
     /// them meanwhile). Only the oldest undelivered notification of a job is due, so a job's

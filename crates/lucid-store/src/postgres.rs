@@ -629,6 +629,15 @@ impl JobStore for PgStore {
         Ok(secs.unwrap_or(0.0))
     }
 
+    async fn census(&self) -> Result<crate::Census, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*), MIN(created_ms) FROM jobs GROUP BY state ORDER BY state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        crate::rows::census(rows)
+    }
+
     async fn claim_notifications(
         &self,
         limit: u32,

@@ -147,3 +147,16 @@ pub(crate) fn notification(row: &impl Cols) -> Result<Notification, StoreError> 
         attempts: row.int("attempts")? as u32,
     })
 }
+
+/// A census from `(state, count, oldest created_ms)` rows grouped by state.
+pub(crate) fn census(rows: Vec<(String, i64, i64)>) -> Result<crate::Census, StoreError> {
+    let mut census = crate::Census::default();
+    for (state, count, oldest_ms) in rows {
+        let state = JobState::parse(&state).ok_or_else(|| corrupt("state"))?;
+        if state == JobState::Pending {
+            census.oldest_pending_ms = Some(oldest_ms);
+        }
+        census.by_state.push((state, count));
+    }
+    Ok(census)
+}

@@ -19,9 +19,16 @@ use lucid_store::NewKey;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log format: text or json.
-    #[arg(long, env = "LUCID_LOG_FORMAT", default_value = "text", global = true)]
-    log_format: String,
+    /// Log format: text, or json (one object per line, with the request id and route of
+    /// each request's lines).
+    #[arg(long, env = "LUCID_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -199,14 +206,14 @@ fn store_config(store: &StoreArgs) -> lucid_server::Config {
     config
 }
 
-fn init_logs(format: &str) {
+fn init_logs(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("LUCID_LOG").unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    if format == "json" {
+    if format == LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();
@@ -426,7 +433,7 @@ fn process(args: ProcessArgs) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(&cli.log_format);
+    init_logs(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

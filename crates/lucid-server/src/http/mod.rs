@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod observe;
 
 pub use error::HttpError;
 pub use extract::{Caller, ProcessIdPath};

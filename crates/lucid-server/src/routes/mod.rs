@@ -14,6 +14,7 @@ pub mod account;
 pub mod cancel;
 pub mod download;
 pub mod estimate;
+pub mod operator;
 pub mod status;
 pub mod submit;
 
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(cancel::router())
         .merge(estimate::router())
         .merge(account::router())
+        .merge(operator::router())
         .route(
             "/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),
@@ -35,5 +37,9 @@ pub fn router(state: AppState) -> axum::Router {
             error_response(&ApiError::method_not_allowed()).into_response()
         })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::observe::observe,
+        ))
         .with_state(state)
 }
