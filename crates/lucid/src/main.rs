@@ -1,5 +1,7 @@
-//! The `lucid` binary: `serve`, `worker`, `keys` and `process`. Thin: it parses flags into
+//! The `lucid` binary: `serve`, `worker`, `keys`, `process` and the API client ([`client`]). Thin: it parses flags into
 //! [`lucid_server::Config`] and calls the libraries. Every flag also reads `LUCID_<FLAG>`.
+
+mod client;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +54,15 @@ enum Command {
     /// Copy an embedded installation (--data-dir: its SQLite database and blob folder) into an
     /// empty PostgreSQL database and a blob store (S3). The folder is only read.
     MoveData(MoveDataArgs),
+    /// Submit images (or folders of them) to a server, follow them and download the outputs;
+    /// Ctrl-C cancels the jobs it started.
+    Submit(client::SubmitArgs),
+    /// A job's status as JSON, or the key's jobs as a table.
+    Status(client::StatusArgs),
+    /// Cancel a Pending or Processing job.
+    Cancel(client::IdArgs),
+    /// Download a Completed job's output.
+    Download(client::DownloadArgs),
 }
 
 #[derive(Args)]
@@ -267,6 +278,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command } => keys(command).await,
         Command::Process(args) => process(args),
         Command::MoveData(args) => move_data(args).await,
+        Command::Submit(args) => client::submit(args).await,
+        Command::Status(args) => client::status(args).await,
+        Command::Cancel(args) => client::cancel(args).await,
+        Command::Download(args) => client::download(args).await,
         Command::Migrate { store } => {
             lucid_server::app::open_job_store(&store_config(&store)).await?;
             eprintln!("the job database is up to date");
