@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::credits::{credits_for, work_seconds};
@@ -135,6 +135,28 @@ const SETTINGS: &[(&str, Kind)] = &[
     // lucid's own: `lanczos` turns the learned ×2 upscaling of the enhance models off.
     ("upscaler", Kind::OneOf(&["learned", "lanczos"])),
 ];
+
+/// Every model setting as the web console's forms show it: `{name, kind, …bounds}`, where kind
+/// is `number`, `integer`, `bool`, `number_or_bool`, `text` or `one_of`.
+pub fn settings_catalogue() -> Vec<Value> {
+    SETTINGS
+        .iter()
+        .map(|(name, kind)| match *kind {
+            Kind::Number(min, max) => {
+                json!({"name": name, "kind": "number", "min": min, "max": max})
+            }
+            Kind::Integer(min, max) => {
+                json!({"name": name, "kind": "integer", "min": min, "max": max})
+            }
+            Kind::Bool => json!({"name": name, "kind": "bool"}),
+            Kind::NumberOrBool(min, max) => {
+                json!({"name": name, "kind": "number_or_bool", "min": min, "max": max})
+            }
+            Kind::Text(max_chars) => json!({"name": name, "kind": "text", "max_chars": max_chars}),
+            Kind::OneOf(options) => json!({"name": name, "kind": "one_of", "options": options}),
+        })
+        .collect()
+}
 
 /// The recognised model settings of one request, typed and range-checked.
 #[derive(Debug, Clone, Default, PartialEq)]

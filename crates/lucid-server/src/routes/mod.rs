@@ -12,6 +12,7 @@ use crate::state::AppState;
 
 pub mod account;
 pub mod cancel;
+pub mod console;
 pub mod download;
 pub mod estimate;
 pub mod operator;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(estimate::router())
         .merge(account::router())
         .merge(operator::router())
+        .merge(console::router())
         .route(
             "/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),
