@@ -157,13 +157,26 @@ impl App {
 }
 
 impl App {
-    /// A worker-only node: the workers, the lease reaper and the webhook sender, no HTTP.
-    pub async fn run_workers(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    /// A worker-only node: the workers, the lease reaper and the webhook sender. With
+    /// `operator_http`, the listener serves only `/metrics`, `/healthz` and `/readyz`;
+    /// otherwise there is no HTTP.
+    pub async fn run_workers(
+        self,
+        shutdown: impl Future<Output = ()>,
+        operator_http: bool,
+    ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let tasks = spawn_background(&self.state, &stop_rx);
+        let server = operator_http.then(|| {
+            let router = crate::routes::operator_router(self.state.clone());
+            tokio::spawn(axum::serve(self.listener, router).into_future())
+        });
         shutdown.await;
         let _ = stop_tx.send(true);
         drain(&self.state, tasks).await;
+        if let Some(server) = server {
+            server.abort();
+        }
         Ok(())
     }
 }

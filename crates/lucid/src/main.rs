@@ -119,6 +119,9 @@ struct WorkerArgs {
     store: StoreArgs,
     #[command(flatten)]
     work: WorkArgs,
+    /// Serve /metrics, /healthz and /readyz (and nothing else) on this address.
+    #[arg(long, env = "LUCID_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// What `serve` and `worker` share: where outputs go and how jobs are worked.
@@ -269,11 +272,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker(args) => {
             let mut config = store_config(&args.store);
             args.work.apply(&mut config);
-            config.addr = "127.0.0.1:0".parse()?;
+            config.addr = args.metrics_addr.unwrap_or("127.0.0.1:0".parse()?);
             config.create_first_key = false;
             let app = lucid_server::App::build(config).await?;
-            tracing::info!("lucid worker running");
-            app.run_workers(shutdown_signal()).await
+            tracing::info!(metrics = ?args.metrics_addr, "lucid worker running");
+            app.run_workers(shutdown_signal(), args.metrics_addr.is_some())
+                .await
         }
         Command::Keys { command } => keys(command).await,
         Command::Process(args) => process(args),

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{free_port, lucid, status, submit_form};
+use common::{KillOnDrop, create_key, free_port, lucid, status, submit_form, when_up};
 
 fn is_key(s: &str) -> bool {
     s.len() == 70 && s.starts_with("lucid_") && s[6..].chars().all(|c| c.is_ascii_hexdigit())
@@ -178,4 +178,85 @@ fn process_runs_a_job_offline() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+}
+
+#[tokio::test]
+async fn a_worker_node_serves_only_the_operators_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    create_key(dir.path(), "unlimited");
+    let port = free_port();
+    let _worker = KillOnDrop(
+        lucid()
+            .args(["worker", "--workers", "1", "--metrics-addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let metrics = when_up(|| client.get(format!("{base}/metrics")))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("lucid_queue_depth 0"), "{metrics}");
+    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    // The API is not served here.
+    let api = client
+        .get(format!("{base}/image/v1/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 404);
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_key(dir.path(), "unlimited");
+    let port = free_port();
+    let mut server = lucid()
+        .env("LUCID_LOG", "info")
+        .args(["--log-format", "json", "serve", "--workers", "0", "--addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let answer = when_up(|| {
+        client
+            .get(format!("{base}/image/v1/status"))
+            .header("X-API-Key", &key)
+            .header("X-Request-ID", "trace-7f3a")
+    })
+    .await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["x-request-id"], "trace-7f3a");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut logs).unwrap();
+    server.wait().unwrap();
+    let answered: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|v: &serde_json::Value| v["fields"]["message"] == "answered")
+        .collect();
+    let ours = answered
+        .iter()
+        .find(|v| v["span"]["request_id"] == "trace-7f3a")
+        .unwrap_or_else(|| panic!("no answered line for the request id in\n{logs}"));
+    assert_eq!(ours["fields"]["status"], 200);
+    assert_eq!(ours["span"]["route"], "/image/v1/status");
 }

@@ -38,7 +38,8 @@ async fn submit_a_folder_then_status_download_and_cancel() {
     let dir = tempfile::tempdir().unwrap();
     let key = create_key(dir.path(), "unlimited");
     let http = reqwest::Client::new();
-    let (mut server, base) = start(dir.path(), &key, &http, 2, 30).await;
+    let (server, base) = start(dir.path(), &key, &http, 2, 30).await;
+    let _server = KillOnDrop(server);
 
     let photos = tempfile::tempdir().unwrap();
     for name in ["camera.png", "rocket.jpg", "text.png"] {
@@ -104,7 +105,6 @@ async fn submit_a_folder_then_status_download_and_cancel() {
         "{}",
         text(&refused.stderr)
     );
-    let _ = server.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,7 +112,8 @@ async fn failures_are_reported_with_the_apis_message_and_a_failing_exit() {
     let dir = tempfile::tempdir().unwrap();
     let key = create_key(dir.path(), "unlimited");
     let http = reqwest::Client::new();
-    let (mut server, base) = start(dir.path(), &key, &http, 1, 30).await;
+    let (server, base) = start(dir.path(), &key, &http, 1, 30).await;
+    let _server = KillOnDrop(server);
     let camera = shared("camera.png");
 
     let wrong_key = run(client(&base, "lucid_wrong")
@@ -147,7 +148,6 @@ async fn failures_are_reported_with_the_apis_message_and_a_failing_exit() {
     let unreachable = run(client(&nobody, &key).arg("status"));
     assert!(!unreachable.status.success());
     assert!(text(&unreachable.stderr).contains("cannot reach"));
-    let _ = server.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,7 +156,8 @@ async fn ctrl_c_cancels_the_jobs_the_client_started() {
     let key = create_key(dir.path(), "unlimited");
     let http = reqwest::Client::new();
     // No workers: the jobs stay Pending until the client cancels them.
-    let (mut server, base) = start(dir.path(), &key, &http, 0, 30).await;
+    let (server, base) = start(dir.path(), &key, &http, 0, 30).await;
+    let _server = KillOnDrop(server);
     let photos = tempfile::tempdir().unwrap();
     for name in ["camera.png", "text.png"] {
         std::fs::copy(shared(name), photos.path().join(name)).unwrap();
@@ -197,5 +198,4 @@ async fn ctrl_c_cancels_the_jobs_the_client_started() {
         let id = job["process_id"].as_str().unwrap();
         assert_eq!(status(&http, &base, &key, id).await["status"], "Cancelled");
     }
-    let _ = server.kill();
 }

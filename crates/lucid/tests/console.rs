@@ -50,7 +50,8 @@ async fn the_console_submits_follows_cancels_compares_and_downloads() {
     let dir = tempfile::tempdir().unwrap();
     let key = create_key(dir.path(), "unlimited");
     let http = reqwest::Client::new();
-    let (mut server, base) = start(dir.path(), &key, &http, 1, 30).await;
+    let (server, base) = start(dir.path(), &key, &http, 1, 30).await;
+    let _server = KillOnDrop(server);
     let out = std::env::var_os("LUCID_CONSOLE_OUT")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| dir.path().join("e2e"));
@@ -65,7 +66,6 @@ async fn the_console_submits_follows_cancels_compares_and_downloads() {
         .output()
         .await
         .unwrap();
-    let _ = server.kill();
     let log = format!(
         "{}{}",
         String::from_utf8_lossy(&run.stdout),

@@ -19,6 +19,17 @@ pub mod operator;
 pub mod status;
 pub mod submit;
 
+/// A worker-only node's HTTP: the operator's routes alone, observed like the API's.
+pub fn operator_router(state: AppState) -> axum::Router {
+    operator::router()
+        .fallback(|| async { error_response(&ApiError::route_not_found()) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::observe::observe,
+        ))
+        .with_state(state)
+}
+
 pub fn router(state: AppState) -> axum::Router {
     let max_body = state.config.max_upload_bytes();
     axum::Router::new()

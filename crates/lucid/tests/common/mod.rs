@@ -17,6 +17,16 @@ pub fn lucid() -> Command {
     cmd
 }
 
+/// A child process killed when dropped, so a failing test leaves no server behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -89,6 +99,23 @@ pub async fn start_with(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     (child, base)
+}
+
+/// Sends the request until the server answers (it may still be starting); panics after 20 s.
+pub async fn when_up(request: impl Fn() -> reqwest::RequestBuilder) -> reqwest::Response {
+    let started = Instant::now();
+    loop {
+        match request().send().await {
+            Ok(resp) => return resp,
+            Err(e) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "no answer: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 pub async fn balance(client: &reqwest::Client, base: &str, key: &str) -> Option<Value> {
