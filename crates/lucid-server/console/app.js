@@ -187,10 +187,24 @@ function show(job) {
   $("job").hidden = false;
   $("job-name").textContent = job.name;
   $("job-id").textContent = job.id;
-  $("compare").hidden = true;
   $("download").hidden = true;
   $("after").removeAttribute("src");
+  // Until there is an output, the viewer shows the input alone.
+  $("compare").classList.add("single");
+  $("compare").hidden = true;
+  showInput(job);
   poll(job);
+}
+
+async function showInput(job) {
+  try {
+    if (!job.before) job.before = (await api("GET", `/download/input/${job.id}`)).download_url;
+  } catch {
+    return; // the input is gone (a deleted source); the status still shows
+  }
+  if (job !== current) return;
+  $("before").src = job.before;
+  $("compare").hidden = false;
 }
 
 async function poll(job) {
@@ -203,6 +217,7 @@ async function poll(job) {
     return;
   }
   if (job !== current) return;
+  $("compare").style.setProperty("--ratio", `${status.output_width} / ${status.output_height}`);
   $("job-status").textContent = status.status;
   $("job-status").className = "badge " + status.status;
   $("progress").value = status.progress;
@@ -220,12 +235,10 @@ async function poll(job) {
 
 async function showResult(job, status) {
   const output = await api("GET", `/download/${job.id}`);
-  if (!job.before) job.before = (await api("GET", `/download/input/${job.id}`)).download_url;
+  await showInput(job);
   if (job !== current) return;
-  $("compare").style.setProperty("--ratio", `${status.output_width} / ${status.output_height}`);
-  $("before").src = job.before;
   $("after").src = output.download_url;
-  $("compare").hidden = false;
+  $("compare").classList.remove("single");
   const stem = status.filename.replace(/\.[^.]*$/, "");
   const ext = status.output_format === "jpeg" ? "jpg" : status.output_format;
   $("download").href = output.download_url;

@@ -58,6 +58,10 @@ await step("a large job shows progress and ETA, and cancels", async () => {
   await page.waitForFunction(() => Number(document.getElementById("progress").value) > 0, null, { timeout: STEP });
   assert.equal(await status.textContent(), "Processing");
   assert.match(await page.locator("#eta").textContent(), /^ETA \d+ s$/);
+  // The input is shown alone until there is an output.
+  await page.waitForFunction(() => document.getElementById("before").naturalWidth === 1411, null, { timeout: STEP });
+  assert.equal(await page.locator("#slider").isVisible(), false);
+  await page.screenshot({ path: path.join(OUT, "progress.png") });
   await page.locator("#cancel").click();
   await page.waitForFunction(() => document.getElementById("job-status").textContent === "Cancelled", null, { timeout: STEP });
   assert.equal(await page.locator("#cancel").isHidden(), true);
