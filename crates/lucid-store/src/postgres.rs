@@ -630,11 +630,9 @@ impl JobStore for PgStore {
     }
 
     async fn census(&self) -> Result<crate::Census, StoreError> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT state, COUNT(*), MIN(created_ms) FROM jobs GROUP BY state ORDER BY state",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query_as(crate::rows::CENSUS_SQL)
+            .fetch_all(&self.pool)
+            .await?;
         crate::rows::census(rows)
     }
 

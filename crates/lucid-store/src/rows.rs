@@ -148,6 +148,10 @@ pub(crate) fn notification(row: &impl Cols) -> Result<Notification, StoreError> 
     })
 }
 
+/// Both schemas' census query; [`census`] reads its rows.
+pub(crate) const CENSUS_SQL: &str =
+    "SELECT state, COUNT(*), MIN(created_ms) FROM jobs GROUP BY state ORDER BY state";
+
 /// A census from `(state, count, oldest created_ms)` rows grouped by state.
 pub(crate) fn census(rows: Vec<(String, i64, i64)>) -> Result<crate::Census, StoreError> {
     let mut census = crate::Census::default();

@@ -35,11 +35,8 @@ fn shared(name: &str) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_a_folder_then_status_download_and_cancel() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = create_key(dir.path(), "unlimited");
-    let http = reqwest::Client::new();
-    let (server, base) = start(dir.path(), &key, &http, 2, 30).await;
-    let _server = KillOnDrop(server);
+    let served = serve_fresh(2).await;
+    let (base, key) = (served.base.as_str(), served.key.as_str());
 
     let photos = tempfile::tempdir().unwrap();
     for name in ["camera.png", "rocket.jpg", "text.png"] {
@@ -47,7 +44,7 @@ async fn submit_a_folder_then_status_download_and_cancel() {
     }
     std::fs::write(photos.path().join("notes.txt"), "not an image").unwrap();
     let out = photos.path().join("out");
-    let done = run(client(&base, &key)
+    let done = run(client(base, key)
         .args(["submit", "enhance"])
         .arg(photos.path())
         .args(["--model", "Standard V2", "--set", "output_width=96"])
@@ -67,7 +64,7 @@ async fn submit_a_folder_then_status_download_and_cancel() {
     );
 
     // The list shows the three jobs; one job's status is its JSON.
-    let listed = run(client(&base, &key).arg("status"));
+    let listed = run(client(base, key).arg("status"));
     assert!(listed.status.success());
     let listed = text(&listed.stdout);
     assert_eq!(listed.lines().count(), 4, "{listed}");
@@ -78,13 +75,13 @@ async fn submit_a_folder_then_status_download_and_cancel() {
         .split_whitespace()
         .next()
         .unwrap();
-    let shown = run(client(&base, &key).args(["status", id]));
+    let shown = run(client(base, key).args(["status", id]));
     let status: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(status["status"], "Completed");
 
     // Download writes the same bytes the submit wrote.
     let again = photos.path().join("again.png");
-    let fetched = run(client(&base, &key)
+    let fetched = run(client(base, key)
         .args(["download", id, "--out"])
         .arg(&again));
     assert!(fetched.status.success(), "{}", text(&fetched.stderr));
@@ -98,7 +95,7 @@ async fn submit_a_folder_then_status_download_and_cancel() {
     );
 
     // A finished job cannot be cancelled: the API's message, and a failing exit.
-    let refused = run(client(&base, &key).args(["cancel", id]));
+    let refused = run(client(base, key).args(["cancel", id]));
     assert!(!refused.status.success());
     assert!(
         text(&refused.stderr).contains("not in a cancellable state. (HTTP 409)"),
@@ -109,14 +106,11 @@ async fn submit_a_folder_then_status_download_and_cancel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_reported_with_the_apis_message_and_a_failing_exit() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = create_key(dir.path(), "unlimited");
-    let http = reqwest::Client::new();
-    let (server, base) = start(dir.path(), &key, &http, 1, 30).await;
-    let _server = KillOnDrop(server);
+    let served = serve_fresh(1).await;
+    let (base, key) = (served.base.as_str(), served.key.as_str());
     let camera = shared("camera.png");
 
-    let wrong_key = run(client(&base, "lucid_wrong")
+    let wrong_key = run(client(base, "lucid_wrong")
         .args(["submit", "enhance"])
         .arg(&camera));
     assert!(!wrong_key.status.success());
@@ -126,7 +120,7 @@ async fn failures_are_reported_with_the_apis_message_and_a_failing_exit() {
         text(&wrong_key.stderr)
     );
 
-    let bad_model = run(client(&base, &key)
+    let bad_model = run(client(base, key)
         .args(["submit", "enhance", "--model", "No Such Model"])
         .arg(&camera));
     assert!(!bad_model.status.success());
@@ -136,33 +130,30 @@ async fn failures_are_reported_with_the_apis_message_and_a_failing_exit() {
         text(&bad_model.stderr)
     );
 
-    let missing = run(client(&base, &key).args(["submit", "enhance", "/no/such/file.png"]));
+    let missing = run(client(base, key).args(["submit", "enhance", "/no/such/file.png"]));
     assert!(!missing.status.success());
     assert!(text(&missing.stderr).contains("does not exist"));
 
-    let unknown = run(client(&base, &key).args(["status", "7d1e9b3c-0000-4000-8000-000000000000"]));
+    let unknown = run(client(base, key).args(["status", "7d1e9b3c-0000-4000-8000-000000000000"]));
     assert!(!unknown.status.success());
     assert!(text(&unknown.stderr).contains("(HTTP 404)"));
 
     let nobody = format!("http://127.0.0.1:{}", free_port());
-    let unreachable = run(client(&nobody, &key).arg("status"));
+    let unreachable = run(client(&nobody, key).arg("status"));
     assert!(!unreachable.status.success());
     assert!(text(&unreachable.stderr).contains("cannot reach"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_cancels_the_jobs_the_client_started() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = create_key(dir.path(), "unlimited");
-    let http = reqwest::Client::new();
     // No workers: the jobs stay Pending until the client cancels them.
-    let (server, base) = start(dir.path(), &key, &http, 0, 30).await;
-    let _server = KillOnDrop(server);
+    let served = serve_fresh(0).await;
+    let (http, base, key) = (&served.http, served.base.as_str(), served.key.as_str());
     let photos = tempfile::tempdir().unwrap();
     for name in ["camera.png", "text.png"] {
         std::fs::copy(shared(name), photos.path().join(name)).unwrap();
     }
-    let submitting = client(&base, &key)
+    let submitting = client(base, key)
         .args(["submit", "denoise"])
         .arg(photos.path())
         .stdout(Stdio::null())
@@ -171,7 +162,7 @@ async fn ctrl_c_cancels_the_jobs_the_client_started() {
         .unwrap();
     let started = Instant::now();
     let jobs = loop {
-        let jobs = get_json(&http, &base, &key, "/image/v1/status").await;
+        let jobs = get_json(http, base, key, "/image/v1/status").await;
         if jobs.as_array().unwrap().len() == 2 {
             break jobs;
         }
@@ -196,6 +187,6 @@ async fn ctrl_c_cancels_the_jobs_the_client_started() {
     );
     for job in jobs.as_array().unwrap() {
         let id = job["process_id"].as_str().unwrap();
-        assert_eq!(status(&http, &base, &key, id).await["status"], "Cancelled");
+        assert_eq!(status(http, base, key, id).await["status"], "Cancelled");
     }
 }

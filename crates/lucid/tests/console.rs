@@ -47,19 +47,15 @@ async fn the_console_submits_follows_cancels_compares_and_downloads() {
         eprintln!("skipping the console test: {why}");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let key = create_key(dir.path(), "unlimited");
-    let http = reqwest::Client::new();
-    let (server, base) = start(dir.path(), &key, &http, 1, 30).await;
-    let _server = KillOnDrop(server);
+    let Served { dir, key, base, .. } = &serve_fresh(1).await;
     let out = std::env::var_os("LUCID_CONSOLE_OUT")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| dir.path().join("e2e"));
     std::fs::create_dir_all(&out).unwrap();
     let run = tokio::process::Command::new("node")
         .arg(console_dir().join("e2e.mjs"))
-        .env("BASE", &base)
-        .env("KEY", &key)
+        .env("BASE", base)
+        .env("KEY", key)
         .env("SMALL", shared_png().with_file_name("chelsea.png"))
         .env("LARGE", shared_png().with_file_name("retina.jpg"))
         .env("OUT", &out)

@@ -71,6 +71,30 @@ pub async fn start(
     start_with(cmd, &flags, dir, key, client).await
 }
 
+/// A `lucid serve` on a fresh data folder with one unlimited key, killed when dropped.
+pub struct Served {
+    pub dir: tempfile::TempDir,
+    pub key: String,
+    pub http: reqwest::Client,
+    pub base: String,
+    _server: KillOnDrop,
+}
+
+/// Starts [`Served`] with `workers` workers (0: jobs stay Pending).
+pub async fn serve_fresh(workers: usize) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_key(dir.path(), "unlimited");
+    let http = reqwest::Client::new();
+    let (server, base) = start(dir.path(), &key, &http, workers, 30).await;
+    Served {
+        dir,
+        key,
+        http,
+        base,
+        _server: KillOnDrop(server),
+    }
+}
+
 /// Starts `cmd` (the binary with its environment and stderr) as `lucid serve` with `flags`
 /// on a free port over the data folder, and waits until it answers.
 pub async fn start_with(
