@@ -106,8 +106,9 @@ impl Raster {
 
     /// The luma plane.
     pub fn luma(&self) -> Vec<f32> {
+        use rayon::prelude::*;
         self.data
-            .chunks_exact(self.channels)
+            .par_chunks_exact(self.channels)
             .map(|p| LUMA[0] * p[0] + LUMA[1] * p[1] + LUMA[2] * p[2])
             .collect()
     }
@@ -174,15 +175,17 @@ pub fn convolve_separable(
     let r = (kernel.len() / 2) as i64;
     let mut tmp = vec![0.0; src.len()];
     ctx.rows(&mut tmp, w * c, |y, row| {
+        // The row with its edge pixels repeated `r` times on each side, so that every tap is
+        // a plain shifted multiply-add over the whole row (which vectorises).
         let s = &src[y * w * c..(y + 1) * w * c];
-        for x in 0..w {
-            for ch in 0..c {
-                let mut acc = 0.0;
-                for (k, kv) in kernel.iter().enumerate() {
-                    let xx = (x as i64 + k as i64 - r).clamp(0, w as i64 - 1) as usize;
-                    acc += kv * s[xx * c + ch];
-                }
-                row[x * c + ch] = acc;
+        let mut padded = Vec::with_capacity((w + 2 * r as usize) * c);
+        for x in -r..w as i64 + r {
+            let xx = x.clamp(0, w as i64 - 1) as usize;
+            padded.extend_from_slice(&s[xx * c..(xx + 1) * c]);
+        }
+        for (k, kv) in kernel.iter().enumerate() {
+            for (o, v) in row.iter_mut().zip(&padded[k * c..]) {
+                *o += kv * v;
             }
         }
     })?;
@@ -225,10 +228,10 @@ pub fn unsharp(
     }
     let y = img.luma();
     let blurred = gaussian_blur(ctx, &y, img.width, img.height, 1, sigma)?;
-    let sharpened: Vec<f32> = y
-        .iter()
-        .zip(&blurred)
-        .map(|(v, b)| {
+    let (c, w) = (img.channels, img.width);
+    ctx.rows(&mut img.data, w * c, |row_y, row| {
+        let (ys, bs) = (&y[row_y * w..][..w], &blurred[row_y * w..][..w]);
+        for (p, (v, b)) in row.chunks_exact_mut(c).zip(ys.iter().zip(bs)) {
             let d = v - b;
             // Soft threshold: details below it are left alone, so flat noise is not amplified.
             let d = if d.abs() <= threshold {
@@ -236,10 +239,11 @@ pub fn unsharp(
             } else {
                 d - threshold * d.signum()
             };
-            v + amount * d
-        })
-        .collect();
-    img.apply_luma_change(ctx, &y, &sharpened)
+            for v in &mut p[..3] {
+                *v += amount * d;
+            }
+        }
+    })
 }
 
 /// Richardson–Lucy deconvolution of a single plane with a known point-spread function given
@@ -463,6 +467,11 @@ fn resample_into(
     let c = img.channels;
     let out_w = p.width as usize;
     let y1 = y0 + out.len() / (out_w * c);
+    if *p == Placement::identity(img.width as u32, img.height as u32) {
+        // Nothing to resample (the operations that keep the size): the rows themselves.
+        out.copy_from_slice(&img.data[y0 * img.row_len()..y1 * img.row_len()]);
+        return Ok(());
+    }
     let letterboxed = p.is_letterboxed();
     // The scaled image: where it sits in the output, and its full height.
     let (dst_x, dst_y, dst_w, dst_h) = if letterboxed {

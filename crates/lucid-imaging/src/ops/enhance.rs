@@ -99,12 +99,14 @@ fn tuning(endpoint: Endpoint, model: &str, s: &Settings) -> Tuning {
 /// What follows the resample: unsharp masking (unless back-projected), the generative models'
 /// extra detail, Text Refine's contrast lift, and clamping. Each step only looks a few rows
 /// away, so it runs on bands of rows as well as on the whole image.
-struct Finish {
+pub(crate) struct Finish {
     /// (sigma, amount, threshold) of the unsharp mask, if one applies.
-    sharpen: Option<(f32, f32, f32)>,
+    pub sharpen: Option<(f32, f32, f32)>,
     /// Extra detail for enhance-gen: (fine amount, coarse sigma, coarse amount).
-    generative: Option<(f32, f32, f32)>,
-    text_refine: bool,
+    pub generative: Option<(f32, f32, f32)>,
+    pub text_refine: bool,
+    /// How much of the change is kept (the `opacity` setting; 1: all of it).
+    pub opacity: f32,
 }
 
 impl Finish {
@@ -127,6 +129,7 @@ impl Finish {
     }
 
     fn apply(&self, ctx: &Ctx, out: &mut Raster) -> Result<(), ImagingError> {
+        let original = (self.opacity < 1.0).then(|| out.clone());
         for (sigma, amount, threshold) in self.masks() {
             unsharp(ctx, out, sigma, amount, threshold)?;
         }
@@ -138,9 +141,32 @@ impl Finish {
                 }
             }
         }
+        if let Some(original) = original {
+            out.blend_with(&original, self.opacity);
+        }
         out.clamp();
         Ok(())
     }
+}
+
+/// The placement's rows of `source` with `finish` applied, computed a chunk at a time as the
+/// encoder asks (see [`EnhanceRows`]).
+pub(crate) fn streamed<'a>(
+    ctx: &'a Ctx<'a>,
+    source: Raster,
+    placement: Placement,
+    finish: Finish,
+) -> Output<'a> {
+    Output::Rows(Box::new(EnhanceRows {
+        ctx,
+        chunk: Raster::new(placement.width as usize, 0, source.channels),
+        source,
+        placement,
+        finish,
+        chunk_y0: 0,
+        chunk_skip: 0,
+        chunk_rows: 0,
+    }))
 }
 
 /// Output rows computed per chunk (plus the finishing steps' halo) as the encoder asks.
@@ -153,8 +179,12 @@ struct EnhanceRows<'a> {
     source: Raster,
     placement: Placement,
     finish: Finish,
+    /// The rows computed last: `chunk_skip` halo rows, then the `chunk_rows` final rows from
+    /// output row `chunk_y0`, then halo rows.
     chunk: Raster,
     chunk_y0: usize,
+    chunk_skip: usize,
+    chunk_rows: usize,
 }
 
 impl RowSource for EnhanceRows<'_> {
@@ -175,21 +205,21 @@ impl RowSource for EnhanceRows<'_> {
         let row_len = band.row_len();
         let mut y = y0;
         while y < y0 + band.height {
-            if !(self.chunk_y0..self.chunk_y0 + self.chunk.height).contains(&y) {
+            if !(self.chunk_y0..self.chunk_y0 + self.chunk_rows).contains(&y) {
                 self.ctx.check()?;
                 let end = (y + CHUNK_ROWS).min(height);
                 let halo = self.finish.halo();
                 let (a, b) = (y.saturating_sub(halo), (end + halo).min(height));
                 let mut rows = resample_rows(&self.source, &self.placement, a, b)?;
                 self.finish.apply(&self.ctx.quiet(), &mut rows)?;
-                rows.data.drain(..(y - a) * row_len);
-                rows.data.truncate((end - y) * row_len);
-                rows.height = end - y;
-                (self.chunk, self.chunk_y0) = (rows, y);
+                // The halo rows stay in the buffer (skipped when copying), which saves moving
+                // the chunk down.
+                self.chunk = rows;
+                (self.chunk_y0, self.chunk_skip, self.chunk_rows) = (y, y - a, end - y);
                 self.ctx.advance(end as f32 / height as f32);
             }
-            let n = (self.chunk_y0 + self.chunk.height).min(y0 + band.height) - y;
-            let from = (y - self.chunk_y0) * row_len;
+            let n = (self.chunk_y0 + self.chunk_rows).min(y0 + band.height) - y;
+            let from = (y - self.chunk_y0 + self.chunk_skip) * row_len;
             band.data[(y - y0) * row_len..][..n * row_len]
                 .copy_from_slice(&self.chunk.data[from..from + n * row_len]);
             y += n;
@@ -249,6 +279,7 @@ pub fn run<'a>(
         }),
         generative: generative.then(|| (0.5 * detail, 3.0 * scale.min(4.0), 0.35 * detail)),
         text_refine: model == "Text Refine",
+        opacity: 1.0,
     };
     // Passes: the smoothing, then the streamed rows as one, or the resample, two per
     // back-projection round and three per unsharp mask.
@@ -273,14 +304,7 @@ pub fn run<'a>(
         img = sr::upscale(ctx, Network::builtin(), &img)?;
     }
     if iterations == 0 {
-        return Ok(Output::Rows(Box::new(EnhanceRows {
-            ctx,
-            source: img,
-            placement: *placement,
-            finish,
-            chunk: Raster::new(placement.width as usize, 0, 3),
-            chunk_y0: 0,
-        })));
+        return Ok(streamed(ctx, img, *placement, finish));
     }
     let mut out = resample(ctx, &img, placement)?;
     back_project(ctx, &img, &mut out, placement, iterations)?;
@@ -292,7 +316,6 @@ pub fn run<'a>(
 mod tests {
     use super::*;
     use crate::Cancel;
-    use crate::codec::read_all;
 
     /// The streamed rows equal the same steps run on the whole image: chunks join without seams.
     #[test]
@@ -308,24 +331,20 @@ mod tests {
             Placement::compute(100, 90, Some(340), Some(300), true).unwrap(), // crop, 300 rows
             Placement::compute(100, 90, Some(330), Some(420), false).unwrap(), // letterbox
             Placement::compute(100, 90, Some(40), None, false).unwrap(),      // downscale
+            Placement::identity(100, 90), // the sharpen models: the rows themselves
         ];
         for placement in placements {
-            let finish = Finish {
+            let finish = || Finish {
                 sharpen: Some((1.4, 0.8, 0.004)),
                 generative: Some((0.4, 6.0, 0.3)),
                 text_refine: true,
+                opacity: 0.7,
             };
             let mut whole = resample(&ctx, &img, &placement).unwrap();
-            finish.apply(&ctx, &mut whole).unwrap();
-            let mut rows = EnhanceRows {
-                ctx: &ctx,
-                source: img.clone(),
-                placement,
-                finish,
-                chunk: Raster::new(placement.width as usize, 0, 3),
-                chunk_y0: 0,
-            };
-            let streamed = read_all(&mut rows).unwrap();
+            finish().apply(&ctx, &mut whole).unwrap();
+            let streamed = streamed(&ctx, img.clone(), placement, finish())
+                .into_raster()
+                .unwrap();
             let worst = whole
                 .data
                 .iter()

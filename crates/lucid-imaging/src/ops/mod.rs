@@ -47,7 +47,7 @@ pub fn run<'a>(
         Endpoint::Enhance | Endpoint::EnhanceGen | Endpoint::Tool => {
             enhance::run(ctx, endpoint, model, settings, img, placement)
         }
-        Endpoint::Sharpen | Endpoint::SharpenGen => whole(sharpen::run(ctx, model, settings, img)),
+        Endpoint::Sharpen | Endpoint::SharpenGen => sharpen::run(ctx, model, settings, img),
         Endpoint::Denoise | Endpoint::DenoiseGen => whole(denoise::run(ctx, model, settings, img)),
         Endpoint::RestoreGen => whole(restore::run(ctx, model, settings, img)),
         Endpoint::Lighting => whole(lighting::run(ctx, model, settings, img)),

@@ -2,12 +2,33 @@
 //! deconvolution for the lens and motion blur models, which undo a blur rather than only
 //! boosting edges.
 
+use lucid_core::geometry::Placement;
 use lucid_core::request::Settings;
 
+use super::Output;
+use super::enhance::{Finish, streamed};
 use crate::raster::{Raster, bilateral, gaussian_psf, richardson_lucy, unsharp};
 use crate::{Ctx, ImagingError};
 
-pub fn run(ctx: &Ctx, model: &str, s: &Settings, img: Raster) -> Result<Raster, ImagingError> {
+/// (sigma, amount, noise threshold) of the unsharp-mask models; `None` for the deblurring ones.
+fn unsharp_mask(model: &str) -> Option<(f32, f32, f32)> {
+    match model {
+        "Strong" => Some((1.2, 1.6, 0.003)),
+        "Natural" => Some((0.8, 0.5, 0.01)),
+        "Wildlife" => Some((0.6, 1.1, 0.004)),
+        "Portrait" => Some((1.0, 0.8, 0.02)),
+        "Refocus" | "Lens Blur" | "Lens Blur V2" | "Motion Blur" | "Super Focus V2"
+        | "Super Focus" => None,
+        _ => Some((1.0, 0.8, 0.004)),
+    }
+}
+
+pub fn run<'a>(
+    ctx: &'a Ctx<'a>,
+    model: &str,
+    s: &Settings,
+    img: Raster,
+) -> Result<Output<'a>, ImagingError> {
     let strength = s.number("strength", 1.0) as f32 * s.number("focus_boost", 1.0) as f32;
     let opacity = s.number("opacity", 1.0) as f32;
     let denoise = s.number(
@@ -22,6 +43,19 @@ pub fn run(ctx: &Ctx, model: &str, s: &Settings, img: Raster) -> Result<Raster, 
         "Super Focus V2" | "Super Focus" => 2 * iterations(10.0) + 3,
         _ => 2,
     };
+    if let Some((sigma, amount, threshold)) = unsharp_mask(model).filter(|_| denoise <= 0.02) {
+        // An unsharp mask only looks a few rows away: computed a band at a time as the
+        // encoder asks, never holding the output whole.
+        ctx.plan_passes(1);
+        let placement = Placement::identity(img.width as u32, img.height as u32);
+        let finish = Finish {
+            sharpen: Some((sigma, amount * strength, threshold)),
+            generative: None,
+            text_refine: false,
+            opacity,
+        };
+        return Ok(streamed(ctx, img, placement, finish));
+    }
     ctx.plan_passes(passes + 2 + usize::from(denoise > 0.02));
     let original = img.clone();
     let mut img = if denoise > 0.02 {
@@ -42,19 +76,14 @@ pub fn run(ctx: &Ctx, model: &str, s: &Settings, img: Raster) -> Result<Raster, 
             unsharp(ctx, &mut img, 0.6, 0.6 * strength, 0.003)?;
         }
         other => {
-            let (sigma, amount, threshold) = match other {
-                "Strong" => (1.2, 1.6, 0.003),
-                "Natural" => (0.8, 0.5, 0.01),
-                "Wildlife" => (0.6, 1.1, 0.004),
-                "Portrait" => (1.0, 0.8, 0.02),
-                _ => (1.0, 0.8, 0.004),
-            };
+            let (sigma, amount, threshold) =
+                unsharp_mask(other).expect("the deblurring models are matched above");
             unsharp(ctx, &mut img, sigma, amount * strength, threshold)?;
         }
     }
     img.blend_with(&original, opacity);
     img.clamp();
-    Ok(img)
+    Ok(Output::Raster(img))
 }
 
 /// Deconvolves luma with the PSF and carries the change into every channel.
@@ -108,6 +137,36 @@ pub fn blur_angle(y: &[f32], w: usize, h: usize) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Cancel;
+
+    /// The unsharp-mask models stream their rows (the output is never whole) and give what the
+    /// mask on the whole image gives, opacity included; the deblurring ones work whole.
+    #[test]
+    fn unsharp_models_stream_the_whole_image_result() {
+        let cancel = Cancel::new();
+        let ctx = Ctx::new(&cancel, &|_| {}, (0.0, 1.0));
+        let mut img = Raster::new(120, 300, 3);
+        for (i, v) in img.data.iter_mut().enumerate() {
+            *v = ((i * 7919) % 251) as f32 / 250.0;
+        }
+        let settings = Settings::from_json(r#"{"opacity": 0.6, "strength": 0.9}"#);
+        let out = run(&ctx, "Strong", &settings, img.clone()).unwrap();
+        assert!(matches!(out, Output::Rows(_)));
+        let streamed = out.into_raster().unwrap();
+        let mut whole = img.clone();
+        unsharp(&ctx, &mut whole, 1.2, 1.6 * 0.9, 0.003).unwrap();
+        whole.blend_with(&img, 0.6);
+        whole.clamp();
+        let worst = whole
+            .data
+            .iter()
+            .zip(&streamed.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "off by {worst}");
+        let deblurred = run(&ctx, "Lens Blur", &Settings::default(), img).unwrap();
+        assert!(matches!(deblurred, Output::Raster(_)));
+    }
 
     #[test]
     fn horizontal_smear_is_detected_as_horizontal() {
