@@ -225,6 +225,27 @@ fn collect_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(inputs)
 }
 
+/// Two inputs whose outputs would land on one name (`a.jpg` and `a.png` into one folder) are
+/// refused before anything is sent, rather than one output overwriting the other.
+fn refuse_clashing_outputs(inputs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<()> {
+    let mut seen = std::collections::HashMap::new();
+    for input in inputs {
+        let folder = out.or(input.parent()).unwrap_or(Path::new("."));
+        let key = (
+            folder.to_path_buf(),
+            input.file_stem().map(|s| s.to_os_string()),
+        );
+        if let Some(first) = seen.insert(key, input) {
+            bail!(
+                "{} and {} would write the same output name; submit them separately or rename one",
+                first.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn parse_settings(settings: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     settings
         .iter()
@@ -243,6 +264,7 @@ type InFlight = Arc<Mutex<Vec<String>>>;
 pub async fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let api = Api::new(&args.server)?;
     let inputs = collect_inputs(&args.files)?;
+    refuse_clashing_outputs(&inputs, args.out.as_deref())?;
     let fields = parse_settings(&args.settings)?;
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -450,6 +472,15 @@ mod tests {
             output_name("shot.jpg", "denoise", &status),
             "shot-denoise.tiff"
         );
+    }
+
+    #[test]
+    fn inputs_sharing_a_name_and_folder_are_refused() {
+        let inputs = [PathBuf::from("a/x.jpg"), PathBuf::from("a/x.png")];
+        assert!(refuse_clashing_outputs(&inputs, None).is_err());
+        let apart = [PathBuf::from("a/x.jpg"), PathBuf::from("b/x.png")];
+        assert!(refuse_clashing_outputs(&apart, None).is_ok());
+        assert!(refuse_clashing_outputs(&apart, Some(Path::new("out"))).is_err());
     }
 
     #[test]
