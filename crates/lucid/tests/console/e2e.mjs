@@ -5,6 +5,7 @@
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import path from "node:path";
+import { readFile } from "node:fs/promises";
 
 const { BASE, KEY, SMALL, LARGE, OUT } = process.env;
 const STEP = 60_000;
@@ -67,8 +68,16 @@ await step("a large job shows progress and ETA, and cancels", async () => {
   assert.equal(await page.locator("#cancel").isHidden(), true);
 });
 
-await step("a small job completes and compares before and after", async () => {
-  await page.locator("#file").setInputFiles(SMALL);
+await step("a small job, dropped on the page, completes and compares before and after", async () => {
+  // A real drop event carrying the file, as a file manager sends it.
+  const bytes = [...(await readFile(SMALL))];
+  const dropped = await page.evaluateHandle((bytes) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array(bytes)], "chelsea.png", { type: "image/png" }));
+    return dt;
+  }, bytes);
+  await page.locator("#drop").dispatchEvent("drop", { dataTransfer: dropped });
+  assert.equal(await page.locator("#drop-text").textContent(), "chelsea.png");
   await page.locator("#output_width").fill("1024");
   await page.locator("#output_format").selectOption("png");
   await page.locator("#submit").click();
