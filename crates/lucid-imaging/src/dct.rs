@@ -486,6 +486,7 @@ pub fn denoise(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raster::max_abs_diff;
 
     #[test]
     fn the_transform_inverts_exactly() {
@@ -552,14 +553,8 @@ mod tests {
             job.run(0, &mut out);
             out
         };
-        let max_diff = |a: &[f32], b: &[f32]| {
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0f32, f32::max)
-        };
-        assert!(max_diff(&basic, &whole(hard)) < 1e-5);
-        assert!(max_diff(&banded, &whole(wiener)) < 1e-5);
+        assert!(max_abs_diff(&basic, &whole(hard)) < 1e-5);
+        assert!(max_abs_diff(&banded, &whole(wiener)) < 1e-5);
         // And it denoised: the flat rows' spread shrank.
         let spread = |v: &[f32]| {
             let col: Vec<f32> = (0..h).map(|y| v[y * w + 20]).collect();

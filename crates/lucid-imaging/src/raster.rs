@@ -21,6 +21,17 @@ pub struct Raster {
 /// Rec. 709 luma weights, applied to the sRGB-encoded values (a luma, not a luminance).
 pub const LUMA: [f32; 3] = [0.2126, 0.7152, 0.0722];
 
+/// The largest absolute difference between two equally long sample slices (tests compare
+/// streamed, banded or tiled results with the whole-image ones by it).
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "compared slices differ in length");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
 impl Raster {
     pub fn new(width: usize, height: usize, channels: usize) -> Self {
         Raster {
@@ -594,12 +605,7 @@ mod tests {
                     joined.extend(resample_rows(&img, &p, y, y1).unwrap().data);
                     y = y1;
                 }
-                let worst = whole
-                    .data
-                    .iter()
-                    .zip(&joined)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0f32, f32::max);
+                let worst = max_abs_diff(&whole.data, &joined);
                 assert!(worst < 1e-4, "{p:?} in bands of {band}: off by {worst}");
             }
         }

@@ -316,6 +316,7 @@ pub fn run<'a>(
 mod tests {
     use super::*;
     use crate::Cancel;
+    use crate::raster::max_abs_diff;
 
     /// The streamed rows equal the same steps run on the whole image: chunks join without seams.
     #[test]
@@ -345,12 +346,7 @@ mod tests {
             let streamed = streamed(&ctx, img.clone(), placement, finish())
                 .into_raster()
                 .unwrap();
-            let worst = whole
-                .data
-                .iter()
-                .zip(&streamed.data)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let worst = max_abs_diff(&whole.data, &streamed.data);
             assert!(worst < 1e-4, "{placement:?}: off by {worst}");
         }
     }

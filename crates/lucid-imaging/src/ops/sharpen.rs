@@ -57,7 +57,8 @@ pub fn run<'a>(
         return Ok(streamed(ctx, img, placement, finish));
     }
     ctx.plan_passes(passes + 2 + usize::from(denoise > 0.02));
-    let original = img.clone();
+    // The input is kept only when some of it shows through.
+    let original = (opacity < 1.0).then(|| img.clone());
     let mut img = if denoise > 0.02 {
         bilateral(ctx, &img, 2, 1.0, 0.02 + 0.06 * denoise)?
     } else {
@@ -81,7 +82,9 @@ pub fn run<'a>(
             unsharp(ctx, &mut img, sigma, amount * strength, threshold)?;
         }
     }
-    img.blend_with(&original, opacity);
+    if let Some(original) = original {
+        img.blend_with(&original, opacity);
+    }
     img.clamp();
     Ok(Output::Raster(img))
 }
@@ -138,6 +141,7 @@ pub fn blur_angle(y: &[f32], w: usize, h: usize) -> f32 {
 mod tests {
     use super::*;
     use crate::Cancel;
+    use crate::raster::max_abs_diff;
 
     /// The unsharp-mask models stream their rows (the output is never whole) and give what the
     /// mask on the whole image gives, opacity included; the deblurring ones work whole.
@@ -157,12 +161,7 @@ mod tests {
         unsharp(&ctx, &mut whole, 1.2, 1.6 * 0.9, 0.003).unwrap();
         whole.blend_with(&img, 0.6);
         whole.clamp();
-        let worst = whole
-            .data
-            .iter()
-            .zip(&streamed.data)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let worst = max_abs_diff(&whole.data, &streamed.data);
         assert!(worst < 1e-5, "off by {worst}");
         let deblurred = run(&ctx, "Lens Blur", &Settings::default(), img).unwrap();
         assert!(matches!(deblurred, Output::Raster(_)));
