@@ -42,6 +42,13 @@ impl Raster {
         }
     }
 
+    /// Makes the raster `height` rows tall, keeping its allocation: a buffer filled again
+    /// band after band. Rows it already had keep their (stale) samples; callers overwrite them.
+    pub fn set_height(&mut self, height: usize) {
+        self.data.resize(self.width * height * self.channels, 0.0);
+        self.height = height;
+    }
+
     pub fn from_dynamic(img: &DynamicImage) -> Self {
         use rayon::prelude::*;
         let (w, h) = (img.width() as usize, img.height() as usize);
@@ -476,8 +483,9 @@ pub fn resample_rows(
     Ok(out)
 }
 
-/// [`resample_rows`] into `out`: zeroed rows from `y0` (whole rows; zeros are the letterbox).
-fn resample_into(
+/// [`resample_rows`] into `out`: whole rows from `y0`, every sample written (the letterbox
+/// with zeros), so `out` may hold anything before.
+pub(crate) fn resample_into(
     img: &Raster,
     p: &Placement,
     y0: usize,
@@ -492,6 +500,9 @@ fn resample_into(
         return Ok(());
     }
     let letterboxed = p.is_letterboxed();
+    if letterboxed {
+        out.fill(0.0);
+    }
     // The scaled image: where it sits in the output, and its full height.
     let (dst_x, dst_y, dst_w, dst_h) = if letterboxed {
         let (x, y) = (p.offset_x as usize, p.offset_y as usize);

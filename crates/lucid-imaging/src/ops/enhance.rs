@@ -10,7 +10,7 @@ use lucid_core::request::Settings;
 
 use super::Output;
 use crate::codec::RowSource;
-use crate::raster::{Raster, bilateral, resample, resample_rows, unsharp};
+use crate::raster::{Raster, bilateral, resample, resample_into, unsharp};
 use crate::sr::{self, Network};
 use crate::{Ctx, ImagingError, dct};
 
@@ -203,6 +203,14 @@ impl RowSource for EnhanceRows<'_> {
     fn fill(&mut self, y0: usize, band: &mut Raster) -> Result<(), ImagingError> {
         let height = self.height();
         let row_len = band.row_len();
+        if self.finish.halo() == 0 {
+            // No step looks past its own row: the band is computed where it lies.
+            self.ctx.check()?;
+            resample_into(&self.source, &self.placement, y0, &mut band.data)?;
+            self.finish.apply(&self.ctx.quiet(), band)?;
+            self.ctx.advance((y0 + band.height) as f32 / height as f32);
+            return Ok(());
+        }
         let mut y = y0;
         while y < y0 + band.height {
             if !(self.chunk_y0..self.chunk_y0 + self.chunk_rows).contains(&y) {
@@ -210,11 +218,11 @@ impl RowSource for EnhanceRows<'_> {
                 let end = (y + CHUNK_ROWS).min(height);
                 let halo = self.finish.halo();
                 let (a, b) = (y.saturating_sub(halo), (end + halo).min(height));
-                let mut rows = resample_rows(&self.source, &self.placement, a, b)?;
-                self.finish.apply(&self.ctx.quiet(), &mut rows)?;
-                // The halo rows stay in the buffer (skipped when copying), which saves moving
-                // the chunk down.
-                self.chunk = rows;
+                // The chunk's buffer is filled again, and its halo rows stay in it (skipped
+                // when copying), which saves moving the chunk down.
+                self.chunk.set_height(b - a);
+                resample_into(&self.source, &self.placement, a, &mut self.chunk.data)?;
+                self.finish.apply(&self.ctx.quiet(), &mut self.chunk)?;
                 (self.chunk_y0, self.chunk_skip, self.chunk_rows) = (y, y - a, end - y);
                 self.ctx.advance(end as f32 / height as f32);
             }
