@@ -348,6 +348,11 @@ pub fn luma_psnr(a: &[f32], b: &[f32], w: usize, h: usize, border: usize) -> f64
 /// Low-resolution pixels per tile side. Each tile also reads the network's radius around it.
 const TILE: usize = 96;
 
+thread_local! {
+    /// The network's working buffers, one set per thread.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
 /// The network's ×2 upscale of one luma plane (`w × h` → `2w × 2h`), in tiles of output
 /// rows that run in parallel, check the cancel token and report progress. Pixels outside
 /// the plane repeat its edge.
@@ -358,60 +363,76 @@ pub fn upscale_plane(
     w: usize,
     h: usize,
 ) -> Result<Vec<f32>, ImagingError> {
-    thread_local! {
-        static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
-    }
-    let r = net.radius().max(2);
     let mut out = vec![0.0; 4 * w * h];
     ctx.bands(&mut out, 2 * w, 2 * TILE, |y0, band| {
-        let (ty, th) = (y0 / 2, band.len() / (4 * w));
-        SCRATCH.with_borrow_mut(|scratch| {
-            let mut tile = Vec::new();
-            for tx in (0..w).step_by(TILE) {
-                let tw = TILE.min(w - tx);
-                let (iw, ih) = (tw + 2 * r, th + 2 * r);
-                tile.clear();
-                for y in 0..ih {
-                    let sy = (ty + y).saturating_sub(r).min(h - 1);
-                    let row = &plane[sy * w..(sy + 1) * w];
-                    tile.extend((0..iw).map(|x| row[(tx + x).saturating_sub(r).min(w - 1)]));
-                }
-                let base = bicubic_up2(&tile, iw, ih, r);
-                let trim = r - net.radius();
-                let (nw, nh) = (iw - 2 * trim, ih - 2 * trim);
-                let inner: Vec<f32> = if trim == 0 {
-                    std::mem::take(&mut tile)
-                } else {
-                    (trim..trim + nh)
-                        .flat_map(|y| tile[y * iw + trim..y * iw + trim + nw].iter().copied())
-                        .collect()
-                };
-                let residual = net.forward(&inner, nw, nh, scratch);
-                tile = inner;
-                let plane_len = tw * th;
-                for y in 0..2 * th {
-                    let dst = &mut band[y * 2 * w + 2 * tx..][..2 * tw];
-                    let src = &base[y * 2 * tw..][..2 * tw];
-                    let phase = &residual[(y % 2) * 2 * plane_len..];
-                    for (x, d) in dst.iter_mut().enumerate() {
-                        let p = (x % 2) * plane_len + (y / 2) * tw + x / 2;
-                        *d = src[x] + phase[p];
-                    }
-                }
-            }
-        });
+        upscale_plane_band(net, plane, w, h, y0 / 2, band);
     })?;
     Ok(out)
+}
+
+/// Output rows `2·ty ..` of [`upscale_plane`] into `band` (`2w` wide, an even number of rows),
+/// a tile at a time, from only the input rows they reach.
+fn upscale_plane_band(
+    net: &Network,
+    plane: &[f32],
+    w: usize,
+    h: usize,
+    ty: usize,
+    band: &mut [f32],
+) {
+    let r = net.radius().max(2);
+    let th = band.len() / (4 * w);
+    SCRATCH.with_borrow_mut(|scratch| {
+        let mut tile = Vec::new();
+        for tx in (0..w).step_by(TILE) {
+            let tw = TILE.min(w - tx);
+            let (iw, ih) = (tw + 2 * r, th + 2 * r);
+            tile.clear();
+            for y in 0..ih {
+                let sy = (ty + y).saturating_sub(r).min(h - 1);
+                let row = &plane[sy * w..(sy + 1) * w];
+                tile.extend((0..iw).map(|x| row[(tx + x).saturating_sub(r).min(w - 1)]));
+            }
+            let base = bicubic_up2(&tile, iw, ih, r);
+            let trim = r - net.radius();
+            let (nw, nh) = (iw - 2 * trim, ih - 2 * trim);
+            let inner: Vec<f32> = if trim == 0 {
+                std::mem::take(&mut tile)
+            } else {
+                (trim..trim + nh)
+                    .flat_map(|y| tile[y * iw + trim..y * iw + trim + nw].iter().copied())
+                    .collect()
+            };
+            let residual = net.forward(&inner, nw, nh, scratch);
+            tile = inner;
+            let plane_len = tw * th;
+            for y in 0..2 * th {
+                let dst = &mut band[y * 2 * w + 2 * tx..][..2 * tw];
+                let src = &base[y * 2 * tw..][..2 * tw];
+                let phase = &residual[(y % 2) * 2 * plane_len..];
+                for (x, d) in dst.iter_mut().enumerate() {
+                    let p = (x % 2) * plane_len + (y / 2) * tw + x / 2;
+                    *d = src[x] + phase[p];
+                }
+            }
+        }
+    });
 }
 
 /// Bicubic ×2 of a whole plane, edges repeated: for chroma and alpha, which the eye and the
 /// metrics forgive far more than luma.
 pub fn bicubic_plane(plane: &[f32], w: usize, h: usize) -> Vec<f32> {
+    bicubic_band(plane, w, h, 0, h)
+}
+
+/// Output rows `2·ty .. 2·(ty + th)` of [`bicubic_plane`], from only the input rows their
+/// taps reach.
+fn bicubic_band(plane: &[f32], w: usize, h: usize, ty: usize, th: usize) -> Vec<f32> {
     let m = 2;
-    let (pw, ph) = (w + 2 * m, h + 2 * m);
+    let (pw, ph) = (w + 2 * m, th + 2 * m);
     let padded: Vec<f32> = (0..ph)
         .flat_map(|y| {
-            let row = &plane[y.saturating_sub(m).min(h - 1) * w..][..w];
+            let row = &plane[(ty + y).saturating_sub(m).min(h - 1) * w..][..w];
             (0..pw).map(move |x| row[x.saturating_sub(m).min(w - 1)])
         })
         .collect();
@@ -420,7 +441,8 @@ pub fn bicubic_plane(plane: &[f32], w: usize, h: usize) -> Vec<f32> {
 
 /// The learned ×2 upscale of an RGB or RGBA raster: luma through the network, the colour
 /// differences and alpha by bicubic. Colour is premultiplied by alpha on the way, so what
-/// lies under transparent pixels does not bleed into edges.
+/// lies under transparent pixels does not bleed into edges. Computed in bands of output rows
+/// straight into the output: no full-size plane besides it.
 pub fn upscale(ctx: &Ctx, net: &Network, img: &Raster) -> Result<Raster, ImagingError> {
     let (w, h, c) = (img.width, img.height, img.channels);
     let alpha = |p: &[f32]| if c == 4 { p[3] } else { 1.0 };
@@ -436,24 +458,28 @@ pub fn upscale(ctx: &Ctx, net: &Network, img: &Raster) -> Result<Raster, Imaging
         planes[3] = img.data.chunks_exact(4).map(|p| p[3]).collect();
     }
     ctx.check()?;
-    let luma = upscale_plane(ctx, net, &planes[0], w, h)?;
-    let blue = bicubic_plane(&planes[1], w, h);
-    let red = bicubic_plane(&planes[2], w, h);
-    let alpha = (c == 4).then(|| bicubic_plane(&planes[3], w, h));
     let mut out = Raster::new(2 * w, 2 * h, c);
-    for (i, p) in out.data.chunks_exact_mut(c).enumerate() {
-        let y = luma[i];
-        let (r, b) = (red[i] + y, blue[i] + y);
-        let g = (y - LUMA_601[0] * r - LUMA_601[2] * b) / LUMA_601[1];
-        let a = alpha.as_ref().map_or(1.0, |a| a[i].clamp(0.0, 1.0));
-        let unpremultiply = if a > 1e-4 { 1.0 / a } else { 0.0 };
-        p[0] = r * unpremultiply;
-        p[1] = g * unpremultiply;
-        p[2] = b * unpremultiply;
-        if c == 4 {
-            p[3] = a;
+    ctx.bands(&mut out.data, 2 * w * c, 2 * TILE, |y0, band| {
+        let (ty, th) = (y0 / 2, band.len() / (4 * w * c));
+        let mut luma = vec![0.0; 4 * w * th];
+        upscale_plane_band(net, &planes[0], w, h, ty, &mut luma);
+        let blue = bicubic_band(&planes[1], w, h, ty, th);
+        let red = bicubic_band(&planes[2], w, h, ty, th);
+        let alpha = (c == 4).then(|| bicubic_band(&planes[3], w, h, ty, th));
+        for (i, p) in band.chunks_exact_mut(c).enumerate() {
+            let y = luma[i];
+            let (r, b) = (red[i] + y, blue[i] + y);
+            let g = (y - LUMA_601[0] * r - LUMA_601[2] * b) / LUMA_601[1];
+            let a = alpha.as_ref().map_or(1.0, |a| a[i].clamp(0.0, 1.0));
+            let unpremultiply = if a > 1e-4 { 1.0 / a } else { 0.0 };
+            p[0] = r * unpremultiply;
+            p[1] = g * unpremultiply;
+            p[2] = b * unpremultiply;
+            if c == 4 {
+                p[3] = a;
+            }
         }
-    }
+    })?;
     Ok(out)
 }
 
@@ -526,6 +552,39 @@ mod tests {
             })
             .fold(0.0f32, f32::max);
         assert!(worst < 1e-4, "tiles differ from the whole by {worst}");
+    }
+
+    /// The banded upscale equals the network and bicubic run on the whole planes, composed
+    /// afterwards: bands join without seams, alpha and all.
+    #[test]
+    fn banded_upscale_matches_whole_planes() {
+        let cancel = Cancel::new();
+        let ctx = Ctx::new(&cancel, &|_| {}, (0.0, 1.0));
+        let (w, h) = (50, 2 * TILE + 17);
+        let mut img = Raster::new(w, h, 4);
+        let (p0, p1) = (test_plane(w, h), test_plane(h, w));
+        for (i, px) in img.data.chunks_exact_mut(4).enumerate() {
+            let a = 0.2 + 0.8 * p1[i];
+            px.copy_from_slice(&[p0[i], 1.0 - p0[i], 0.5 * p1[i], a]);
+        }
+        let net = Network::builtin();
+        let banded = upscale(&ctx, net, &img).unwrap();
+        let plane = |f: &dyn Fn(&[f32]) -> f32| img.data.chunks_exact(4).map(f).collect::<Vec<_>>();
+        let luma_of =
+            |p: &[f32]| p[3] * (LUMA_601[0] * p[0] + LUMA_601[1] * p[1] + LUMA_601[2] * p[2]);
+        let luma = upscale_plane(&ctx, net, &plane(&luma_of), w, h).unwrap();
+        let blue = bicubic_plane(&plane(&|p| p[3] * p[2] - luma_of(p)), w, h);
+        let red = bicubic_plane(&plane(&|p| p[3] * p[0] - luma_of(p)), w, h);
+        let alpha = bicubic_plane(&plane(&|p| p[3]), w, h);
+        let mut whole = Vec::new();
+        for i in 0..4 * w * h {
+            let (y, a) = (luma[i], alpha[i].clamp(0.0, 1.0));
+            let (r, b) = (red[i] + y, blue[i] + y);
+            let g = (y - LUMA_601[0] * r - LUMA_601[2] * b) / LUMA_601[1];
+            whole.extend([r / a, g / a, b / a, a]);
+        }
+        let worst = crate::raster::max_abs_diff(&banded.data, &whole);
+        assert!(worst < 1e-4, "banded upscale differs by {worst}");
     }
 
     #[test]
