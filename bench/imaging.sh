@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Times lucid against the tools a user would pick instead — vips (libvips-tools), Pillow and
-# OpenCV — whole process, same 4000x3000 JPEG input, same run. Prints, per operation, each
-# tool's best-of-N wall time and peak memory, and lucid's time as a ratio of each peer's.
+# OpenCV — whole process, same 4000x3000 JPEG input, same run, the tools taking turns. Prints,
+# per operation, each tool's best-of-N wall time and peak memory, and lucid's best time as a
+# ratio of the fastest peer's.
 #
 #   apt-get install libvips-tools time && pip install pillow opencv-python-headless numpy
 #   cargo build --release && bench/imaging.sh [runs]
@@ -14,16 +15,10 @@ trap 'rm -rf "$work"' EXIT
 in=$work/input.jpg
 python3 bench/make_input.py ../shared/images "$in"
 
-# best-of-N "seconds peak_kib" of a command.
-measure() {
-  local best="" mem=0
-  for _ in $(seq "$runs"); do
-    /usr/bin/time -f "%e %M" -o "$work/t" "$@" >/dev/null 2>&1
-    read -r t m < "$work/t"
-    if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
-    [ "$m" -gt "$mem" ] && mem=$m
-  done
-  echo "$best $mem"
+# "seconds peak_kib" of one run of a command.
+once() {
+  /usr/bin/time -f "%e %M" -o "$work/t" "$@" >/dev/null 2>&1
+  cat "$work/t"
 }
 
 # Sets the array `cmd` to lucid's command for an operation (input and output appended later).
@@ -51,21 +46,33 @@ vips_cmd() {
 printf "%-13s %-22s %-22s %-22s %-22s %s\n" operation "lucid s (MiB)" "vips s (MiB)" "pillow s (MiB)" "opencv s (MiB)" "lucid/fastest peer"
 for op in upscale downscale unsharp denoise whitebalance; do
   lucid_cmd "$op"
-  read -r lt lm <<< "$(measure "${cmd[@]}" "$in" "$work/l.jpg")"
-  row=("$lt $((lm / 1024))")
-  fastest=""
   vc=$(vips_cmd $op)
-  if [ -n "$vc" ]; then
-    # shellcheck disable=SC2086
-    read -r vt vm <<< "$(measure $vc)"; row+=("$vt $((vm / 1024))"); fastest=$vt
-  else
-    row+=("n/a")
-  fi
-  for lib in pillow opencv; do
-    read -r pt pm <<< "$(measure python3 bench/peers.py $lib $op "$in" "$work/p.jpg")"
-    row+=("$pt $((pm / 1024))")
-    if [ -z "$fastest" ] || awk "BEGIN{exit !($pt < $fastest)}"; then fastest=$pt; fi
+  # The tools take turns, run after run, so a change in the shared machine's load falls on
+  # all of them alike; each keeps its best time and its largest peak memory.
+  declare -A best=() mem=()
+  for _ in $(seq "$runs"); do
+    for tool in lucid vips pillow opencv; do
+      case $tool in
+        lucid) read -r t m <<< "$(once "${cmd[@]}" "$in" "$work/l.jpg")" ;;
+        vips)
+          [ -n "$vc" ] || continue
+          # shellcheck disable=SC2086
+          read -r t m <<< "$(once $vc)" ;;
+        *) read -r t m <<< "$(once python3 bench/peers.py $tool $op "$in" "$work/p.jpg")" ;;
+      esac
+      if [ -z "${best[$tool]:-}" ] || awk "BEGIN{exit !($t < ${best[$tool]})}"; then best[$tool]=$t; fi
+      [ "$m" -gt "${mem[$tool]:-0}" ] && mem[$tool]=$m
+    done
   done
-  ratio=$(awk "BEGIN{printf \"%.2f\", $lt / $fastest}")
+  row=() fastest=""
+  for tool in lucid vips pillow opencv; do
+    if [ -z "${best[$tool]:-}" ]; then row+=("n/a"); continue; fi
+    row+=("${best[$tool]} $((mem[$tool] / 1024))")
+    if [ "$tool" != lucid ] && { [ -z "$fastest" ] || awk "BEGIN{exit !(${best[$tool]} < $fastest)}"; }; then
+      fastest=${best[$tool]}
+    fi
+  done
+  ratio=$(awk "BEGIN{printf \"%.2f\", ${best[lucid]} / $fastest}")
   printf "%-13s %-22s %-22s %-22s %-22s %s\n" "$op" "${row[0]}" "${row[1]}" "${row[2]}" "${row[3]}" "$ratio"
+  unset best mem
 done
