@@ -32,40 +32,11 @@ pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0f32, f32::max)
 }
 
-/// Buffers at least this large ask for huge pages.
-const HUGE_PAGE_MIN_BYTES: usize = 8 << 20;
-
-/// Asks the kernel to back a large, not yet touched buffer with 2 MB pages (Linux
-/// `MADV_HUGEPAGE`; transparent huge pages are commonly enabled only on request). A
-/// 12-megapixel f32 image is otherwise some 36 000 page faults as it is first written — a
-/// third of a fast operation's time goes to the kernel. Only a hint: where it is refused, or
-/// elsewhere than Linux, the buffer is simply used as it is.
-fn advise_huge_pages(buffer: &mut [f32]) {
-    #[cfg(target_os = "linux")]
-    {
-        let bytes = std::mem::size_of_val(buffer);
-        if bytes < HUGE_PAGE_MIN_BYTES {
-            return;
-        }
-        const PAGE: usize = 4096;
-        let start = buffer.as_mut_ptr() as usize;
-        let aligned = start.next_multiple_of(PAGE);
-        let len = (start + bytes - aligned) / PAGE * PAGE;
-        // SAFETY: the range lies inside `buffer`, which this borrow owns; the advice changes
-        // how its pages are backed, never their contents.
-        unsafe { libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = buffer;
-}
-
-/// `len` samples, every one set by `fill(offset, block)` over blocks written in parallel:
-/// the buffer is never zeroed first, and large ones get huge pages.
+/// `len` samples, every one set by `fill(offset, block)` over blocks written in parallel.
 fn filled_in_parallel(len: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
     use rayon::prelude::*;
     const BLOCK: usize = 1 << 16;
     let mut data = vec![0.0f32; len];
-    advise_huge_pages(&mut data);
     data.par_chunks_mut(BLOCK)
         .enumerate()
         .for_each(|(i, block)| fill(i * BLOCK, block));
@@ -74,13 +45,11 @@ fn filled_in_parallel(len: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Ve
 
 impl Raster {
     pub fn new(width: usize, height: usize, channels: usize) -> Self {
-        let mut data = vec![0.0; width * height * channels];
-        advise_huge_pages(&mut data);
         Raster {
             width,
             height,
             channels,
-            data,
+            data: vec![0.0; width * height * channels],
         }
     }
 
