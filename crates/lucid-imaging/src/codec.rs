@@ -395,8 +395,12 @@ const BANDS_AHEAD: usize = 2;
 const JPEG_STRIPS_AT_ONCE: usize = 4;
 
 /// [`encode_rows`] with the source computed on its own thread, a few bands ahead of the
-/// encoder, so the encoding overlaps the computing of the next rows.
+/// encoder, so the encoding overlaps the computing of the next rows. Called on a thread of
+/// `pool`, whose other threads compute the rows: the row thread lends each band's work to the
+/// pool and waits outside it, so no pool thread ever blocks on a channel while holding work
+/// another needs (a pool thread waiting for a parallel pass may run any task of the pool).
 pub fn encode_rows_ahead<W: Write + Seek>(
+    pool: &rayon::ThreadPool,
     source: &mut (dyn RowSource + Send),
     format: OutputFormat,
     meta: &Metadata,
@@ -413,7 +417,7 @@ pub fn encode_rows_ahead<W: Write + Seek>(
                 // page-faulting) a fresh one per band costs more than some encoders' work.
                 let mut band = recycled.try_recv().unwrap_or_else(|_| Raster::new(w, 0, c));
                 band.set_height(rows.min(h - y0));
-                let result = source.fill(y0, &mut band).map(|()| band);
+                let result = pool.install(|| source.fill(y0, &mut band)).map(|()| band);
                 let failed = result.is_err();
                 // A closed channel means the encoder stopped: nothing more is wanted.
                 if tx.send(result).is_err() || failed {

@@ -37,6 +37,27 @@ pub enum ImagingError {
     TooLarge { width: u32, height: u32 },
     #[error("image could not be encoded: {0}")]
     Encode(String),
+    #[error("the job's threads could not be started: {0}")]
+    Threads(String),
+}
+
+/// Runs one job's `work` on a rayon pool of its own, one thread wider than the global pool
+/// (the cores, or `RAYON_NUM_THREADS`): a streamed job's encoder waits for rows on one of its
+/// threads while the others compute them (see [`codec::encode_rows_ahead`]).
+///
+/// On the one global pool, concurrent jobs' parallel passes queue behind each other, and a
+/// thread waiting for its own pass runs other jobs' work meanwhile: a cancelled job could wait
+/// seconds before its next band checks the token. On a pool of its own it waits at most one
+/// of its own bands, and concurrent jobs share the cores as the OS shares their threads.
+pub(crate) fn on_job_pool<R: Send>(
+    work: impl FnOnce(&rayon::ThreadPool) -> Result<R, ImagingError> + Send,
+) -> Result<R, ImagingError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads() + 1)
+        .thread_name(|i| format!("lucid-job-{i}"))
+        .build()
+        .map_err(|e| ImagingError::Threads(e.to_string()))?;
+    pool.install(|| work(&pool))
 }
 
 /// A cancel token: firing it makes the pipeline stop at the next row band.

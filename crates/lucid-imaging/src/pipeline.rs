@@ -37,8 +37,8 @@ pub fn process(
 
 /// [`process`], writing the encoded output to `out`. Operations that stream their rows
 /// (resizing enhance models) are encoded as they are computed, so the output is never held
-/// whole as pixels.
-pub fn process_into<W: Write + Seek>(
+/// whole as pixels. The job computes on threads of its own (see [`crate::on_job_pool`]).
+pub fn process_into<W: Write + Seek + Send>(
     input: &[u8],
     job: &Job,
     cancel: &Cancel,
@@ -46,30 +46,32 @@ pub fn process_into<W: Write + Seek>(
     out: W,
 ) -> Result<W, ImagingError> {
     cancel.check()?;
-    let (img, metadata) = codec::decode_with_metadata(input)?;
-    progress(DECODED);
-    cancel.check()?;
-    let ctx = Ctx::new(cancel, progress, (DECODED, OPERATED));
-    let result = ops::run(
-        &ctx,
-        job.endpoint,
-        job.model,
-        job.settings,
-        img,
-        &job.placement,
-    )?;
-    let out = match result {
-        ops::Output::Raster(raster) => {
-            cancel.check()?;
-            progress(OPERATED);
-            codec::encode_rows(&mut WholeRaster(&raster), job.format, &metadata, out)?
-        }
-        ops::Output::Rows(mut rows) => {
-            codec::encode_rows_ahead(&mut *rows, job.format, &metadata, out)?
-        }
-    };
-    progress(1.0);
-    Ok(out)
+    crate::on_job_pool(|pool| {
+        let (img, metadata) = codec::decode_with_metadata(input)?;
+        progress(DECODED);
+        cancel.check()?;
+        let ctx = Ctx::new(cancel, progress, (DECODED, OPERATED));
+        let result = ops::run(
+            &ctx,
+            job.endpoint,
+            job.model,
+            job.settings,
+            img,
+            &job.placement,
+        )?;
+        let out = match result {
+            ops::Output::Raster(raster) => {
+                cancel.check()?;
+                progress(OPERATED);
+                codec::encode_rows(&mut WholeRaster(&raster), job.format, &metadata, out)?
+            }
+            ops::Output::Rows(mut rows) => {
+                codec::encode_rows_ahead(pool, &mut *rows, job.format, &metadata, out)?
+            }
+        };
+        progress(1.0);
+        Ok(out)
+    })
 }
 
 #[cfg(test)]
@@ -106,6 +108,55 @@ mod tests {
             furthest < 0.62,
             "kept going to {furthest} after the cancel at 0.6"
         );
+    }
+
+    /// Every thread of the global rayon pool is held while jobs run: a job whose parallel
+    /// passes (or streamed rows) went to that pool would wait for them, as a cancelled job
+    /// once waited behind another job's passes.
+    #[test]
+    fn jobs_compute_on_threads_of_their_own() {
+        use std::sync::{Barrier, mpsc};
+        use std::time::Duration;
+        let threads = rayon::current_num_threads();
+        let held = Barrier::new(threads + 1);
+        let (release, released) = mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                rayon::broadcast(|_| {
+                    held.wait();
+                    let _ = released.lock().unwrap().recv();
+                })
+            });
+            held.wait();
+            let (done, finished) = mpsc::channel();
+            scope.spawn(move || {
+                let input = codec::encode_test_png(300, 200);
+                for (endpoint, model, width) in [
+                    (Endpoint::Denoise, "Normal", 300),
+                    (Endpoint::Enhance, "Standard V2", 900),
+                ] {
+                    let job = Job {
+                        endpoint,
+                        model,
+                        settings: &Settings::default(),
+                        placement: Placement::compute(300, 200, Some(width), None, false).unwrap(),
+                        format: OutputFormat::Jpeg,
+                    };
+                    let _ = done.send(process(&input, &job, &Cancel::new(), &|_| {}).map(|_| ()));
+                }
+            });
+            let outcomes: Vec<_> = (0..2)
+                .map(|_| finished.recv_timeout(Duration::from_secs(120)))
+                .collect();
+            drop(release);
+            for outcome in outcomes {
+                assert!(
+                    matches!(outcome, Ok(Ok(()))),
+                    "a job waited for the global pool: {outcome:?}"
+                );
+            }
+        });
     }
 
     #[test]
