@@ -446,7 +446,7 @@ pub fn noise_sigma(plane: &[f32], w: usize, h: usize) -> f32 {
 const RESAMPLE_BAND_ROWS: usize = 256;
 
 /// Lanczos-3 resample to the placement: scaled, then letterboxed onto a black (transparent)
-/// canvas or cropped to fill. Works in bands of output rows (see [`resample_rows`]).
+/// canvas or cropped to fill. Works in bands of output rows (see [`resample_into`]).
 pub fn resample(ctx: &Ctx, img: &Raster, p: &Placement) -> Result<Raster, ImagingError> {
     ctx.check()?;
     let (out_w, out_h) = (p.width as usize, p.height as usize);
@@ -473,23 +473,11 @@ pub fn resample(ctx: &Ctx, img: &Raster, p: &Placement) -> Result<Raster, Imagin
     Ok(out)
 }
 
-/// Rows `y0..y1` of the resampled image, computed from only the source rows their filter taps
-/// reach. The taps sit exactly where they would for the whole image (the resizer places them
-/// by the crop window but clamps them to the source it is given, which covers them all), so
-/// bands join without seams.
-pub fn resample_rows(
-    img: &Raster,
-    p: &Placement,
-    y0: usize,
-    y1: usize,
-) -> Result<Raster, ImagingError> {
-    let mut out = Raster::new(p.width as usize, y1 - y0, img.channels);
-    resample_into(img, p, y0, &mut out.data)?;
-    Ok(out)
-}
-
-/// [`resample_rows`] into `out`: whole rows from `y0`, every sample written (the letterbox
-/// with zeros), so `out` may hold anything before.
+/// Output rows from `y0` of the resampled image into `out` (whole rows, every sample written,
+/// the letterbox with zeros, so `out` may hold anything before), computed from only the source
+/// rows their filter taps reach. The taps sit exactly where they would for the whole image
+/// (the resizer places them by the crop window but clamps them to the source it is given,
+/// which covers them all), so bands join without seams.
 pub(crate) fn resample_into(
     img: &Raster,
     p: &Placement,
@@ -612,16 +600,21 @@ mod tests {
             Placement::compute(61, 47, Some(40), Some(90), true).unwrap(), // crop, shrinking x
         ];
         for p in cases {
-            let whole = resample_rows(&img, &p, 0, p.height as usize).unwrap();
+            let rows = |y0: usize, y1: usize| {
+                let mut out = Raster::new(p.width as usize, y1 - y0, img.channels);
+                resample_into(&img, &p, y0, &mut out.data).unwrap();
+                out.data
+            };
+            let whole = rows(0, p.height as usize);
             for band in [1, 5, 16] {
                 let mut joined = Vec::new();
                 let mut y = 0;
                 while y < p.height as usize {
                     let y1 = (y + band).min(p.height as usize);
-                    joined.extend(resample_rows(&img, &p, y, y1).unwrap().data);
+                    joined.extend(rows(y, y1));
                     y = y1;
                 }
-                let worst = max_abs_diff(&whole.data, &joined);
+                let worst = max_abs_diff(&whole, &joined);
                 assert!(worst < 1e-4, "{p:?} in bands of {band}: off by {worst}");
             }
         }

@@ -169,7 +169,9 @@ pub(crate) fn streamed<'a>(
     }))
 }
 
-/// Output rows computed per chunk (plus the finishing steps' halo) as the encoder asks.
+/// Output rows computed per chunk (plus the finishing steps' halo) as the encoder asks. Not
+/// the encoder's band height ([`crate::codec::band_rows`]), which shrinks on wide images: the
+/// halo, computed twice at every chunk border, stays a small share of a 128-row chunk.
 const CHUNK_ROWS: usize = 128;
 
 /// The resample and its finishing steps, computed a chunk of output rows at a time so the
