@@ -365,26 +365,31 @@ pub fn upscale_plane(
 ) -> Result<Vec<f32>, ImagingError> {
     let mut out = vec![0.0; 4 * w * h];
     ctx.bands(&mut out, 2 * w, 2 * TILE, |y0, band| {
-        upscale_plane_band(net, plane, w, h, y0 / 2, band);
+        // A cancel inside the band stops it; the check after the bands reports it.
+        let _ = upscale_plane_band(ctx, net, plane, w, h, y0 / 2, band);
     })?;
+    ctx.check()?;
     Ok(out)
 }
 
 /// Output rows `2·ty ..` of [`upscale_plane`] into `band` (`2w` wide, an even number of rows),
-/// a tile at a time, from only the input rows they reach.
+/// a tile at a time, from only the input rows they reach. The cancel token is checked before
+/// every tile: a band of a wide image is seconds of work, a tile tens of milliseconds.
 fn upscale_plane_band(
+    ctx: &Ctx,
     net: &Network,
     plane: &[f32],
     w: usize,
     h: usize,
     ty: usize,
     band: &mut [f32],
-) {
+) -> Result<(), ImagingError> {
     let r = net.radius().max(2);
     let th = band.len() / (4 * w);
     SCRATCH.with_borrow_mut(|scratch| {
         let mut tile = Vec::new();
         for tx in (0..w).step_by(TILE) {
+            ctx.check()?;
             let tw = TILE.min(w - tx);
             let (iw, ih) = (tw + 2 * r, th + 2 * r);
             tile.clear();
@@ -416,7 +421,8 @@ fn upscale_plane_band(
                 }
             }
         }
-    });
+        Ok(())
+    })
 }
 
 /// Bicubic ×2 of a whole plane, edges repeated: for chroma and alpha, which the eye and the
@@ -462,7 +468,9 @@ pub fn upscale(ctx: &Ctx, net: &Network, img: &Raster) -> Result<Raster, Imaging
     ctx.bands(&mut out.data, 2 * w * c, 2 * TILE, |y0, band| {
         let (ty, th) = (y0 / 2, band.len() / (4 * w * c));
         let mut luma = vec![0.0; 4 * w * th];
-        upscale_plane_band(net, &planes[0], w, h, ty, &mut luma);
+        if upscale_plane_band(ctx, net, &planes[0], w, h, ty, &mut luma).is_err() {
+            return; // cancelled: reported after the bands
+        }
         let blue = bicubic_band(&planes[1], w, h, ty, th);
         let red = bicubic_band(&planes[2], w, h, ty, th);
         let alpha = (c == 4).then(|| bicubic_band(&planes[3], w, h, ty, th));
@@ -480,6 +488,7 @@ pub fn upscale(ctx: &Ctx, net: &Network, img: &Raster) -> Result<Raster, Imaging
             }
         }
     })?;
+    ctx.check()?;
     Ok(out)
 }
 
@@ -595,5 +604,10 @@ mod tests {
         let plane = test_plane(64, 64);
         let result = upscale_plane(&ctx, Network::builtin(), &plane, 64, 64);
         assert!(matches!(result, Err(ImagingError::Cancelled)));
+        // Inside a band too, before any tile: a wide band is seconds of work.
+        let mut band = vec![f32::NAN; 2 * 64 * 2 * 16];
+        let result = upscale_plane_band(&ctx, Network::builtin(), &plane, 64, 64, 0, &mut band);
+        assert!(matches!(result, Err(ImagingError::Cancelled)));
+        assert!(band.iter().all(|v| v.is_nan()), "a tile was computed");
     }
 }
