@@ -613,6 +613,9 @@ fn encode_jpeg_strip(band: &Raster, meta: Option<&Metadata>) -> Result<Vec<u8>, 
     let mut bytes = Vec::new();
     let mut enc = jpeg_encoder::Encoder::new(&mut bytes, JPEG_QUALITY);
     enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+    // Each chroma sample the mean of its 2×2 pixels, as libjpeg does; the default takes the
+    // top-left one, which turns fine colour detail into false colour.
+    enc.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
     if let Some(meta) = meta {
         if let Some(icc) = &meta.icc {
             enc.add_icc_profile(icc).map_err(enc_err)?;
@@ -1013,5 +1016,24 @@ mod tests {
             .sum::<f32>()
             / raster.data.len() as f32;
         assert!(error < 0.01, "mean error {error}");
+    }
+
+    /// Columns alternating red and blue: 4:2:0 keeps one chroma sample per 2×2 pixels, which
+    /// must be their mean (libjpeg's way), so the image's mean colour survives. Taking the
+    /// top-left pixel instead would paint every blue column red.
+    #[test]
+    fn jpeg_chroma_is_the_mean_of_each_block() {
+        let (w, h) = (64, 32);
+        let mut raster = Raster::new(w, h, 3);
+        for (i, p) in raster.data.chunks_exact_mut(3).enumerate() {
+            p[if i % 2 == 0 { 0 } else { 2 }] = 1.0;
+        }
+        let back = decode(&encode(&raster, OutputFormat::Jpeg).unwrap()).unwrap();
+        let mean = |c: usize| back.data.iter().skip(c).step_by(3).sum::<f32>() / (w * h) as f32;
+        let (red, blue) = (mean(0), mean(2));
+        assert!(
+            (red - 0.5).abs() < 0.1 && (blue - 0.5).abs() < 0.1,
+            "mean red {red}, mean blue {blue}: expected about 0.5 each"
+        );
     }
 }
