@@ -171,9 +171,11 @@ fn pass(
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { job.run_avx2(y0, band) };
+            unsafe { job.run_avx2(y0, band) };
+            return Ok(());
         }
-        job.run(y0, band)
+        job.run(y0, band);
+        Ok(())
     })?;
     Ok(out)
 }

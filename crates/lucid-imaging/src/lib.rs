@@ -169,11 +169,13 @@ impl<'a> Ctx<'a> {
             for (i, row) in band.chunks_mut(row_len).enumerate() {
                 f(y0 + i, row);
             }
+            Ok(())
         })
     }
 
     /// Runs `f(y0, band)` for every band of `band_rows` rows of `out`, `y0` being the band's
-    /// first row, in parallel: for filters that share work between the rows of a band.
+    /// first row, in parallel: for filters that share work between the rows of a band. `f` may
+    /// stop inside a long band (with [`Ctx::check`]'s error); the first error ends the pass.
     pub fn bands<F>(
         &self,
         out: &mut [f32],
@@ -182,7 +184,7 @@ impl<'a> Ctx<'a> {
         f: F,
     ) -> Result<(), ImagingError>
     where
-        F: Fn(usize, &mut [f32]) + Sync,
+        F: Fn(usize, &mut [f32]) -> Result<(), ImagingError> + Sync,
     {
         use rayon::prelude::*;
         let height = out.len() / row_len.max(1);
@@ -193,7 +195,7 @@ impl<'a> Ctx<'a> {
             .enumerate()
             .try_for_each(|(band, chunk)| {
                 self.check()?;
-                f(band * band_rows, chunk);
+                f(band * band_rows, chunk)?;
                 let rows_done = done.fetch_add(chunk.len() / row_len, Ordering::Relaxed)
                     + chunk.len() / row_len;
                 let within = ((pass + rows_done as f32 / height.max(1) as f32) / planned).min(1.0);

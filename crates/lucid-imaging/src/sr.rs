@@ -365,10 +365,8 @@ pub fn upscale_plane(
 ) -> Result<Vec<f32>, ImagingError> {
     let mut out = vec![0.0; 4 * w * h];
     ctx.bands(&mut out, 2 * w, 2 * TILE, |y0, band| {
-        // A cancel inside the band stops it; the check after the bands reports it.
-        let _ = upscale_plane_band(ctx, net, plane, w, h, y0 / 2, band);
+        upscale_plane_band(ctx, net, plane, w, h, y0 / 2, band)
     })?;
-    ctx.check()?;
     Ok(out)
 }
 
@@ -468,9 +466,7 @@ pub fn upscale(ctx: &Ctx, net: &Network, img: &Raster) -> Result<Raster, Imaging
     ctx.bands(&mut out.data, 2 * w * c, 2 * TILE, |y0, band| {
         let (ty, th) = (y0 / 2, band.len() / (4 * w * c));
         let mut luma = vec![0.0; 4 * w * th];
-        if upscale_plane_band(ctx, net, &planes[0], w, h, ty, &mut luma).is_err() {
-            return; // cancelled: reported after the bands
-        }
+        upscale_plane_band(ctx, net, &planes[0], w, h, ty, &mut luma)?;
         let blue = bicubic_band(&planes[1], w, h, ty, th);
         let red = bicubic_band(&planes[2], w, h, ty, th);
         let alpha = (c == 4).then(|| bicubic_band(&planes[3], w, h, ty, th));
@@ -487,8 +483,8 @@ pub fn upscale(ctx: &Ctx, net: &Network, img: &Raster) -> Result<Raster, Imaging
                 p[3] = a;
             }
         }
+        Ok(())
     })?;
-    ctx.check()?;
     Ok(out)
 }
 
