@@ -24,6 +24,10 @@ pub struct ImageInfo {
     pub format: &'static str,
     pub width: u32,
     pub height: u32,
+    /// Bytes a decoded pixel takes (3 for 8-bit RGB, 8 for 16-bit RGBA, …).
+    pub decoded_bytes_per_pixel: u8,
+    /// Whether the image has an alpha channel (it is then worked on as RGBA).
+    pub alpha: bool,
 }
 
 fn format_name(f: ImageFormat) -> Option<&'static str> {
@@ -32,6 +36,25 @@ fn format_name(f: ImageFormat) -> Option<&'static str> {
         ImageFormat::Png => Some("png"),
         ImageFormat::Tiff => Some("tiff"),
         _ => None,
+    }
+}
+
+impl ImageInfo {
+    /// What a header of `format` and this size may hold at worst, where only those are known:
+    /// a JPEG decodes to 8-bit RGB; a PNG may be 16-bit RGBA, a TIFF 32-bit float RGBA.
+    pub fn assumed(format: &str, width: u32, height: u32) -> Self {
+        let (format, decoded_bytes_per_pixel, alpha) = match format {
+            "jpeg" => ("jpeg", 3, false),
+            "png" => ("png", 8, true),
+            _ => ("tiff", 16, true),
+        };
+        ImageInfo {
+            format,
+            width,
+            height,
+            decoded_bytes_per_pixel,
+            alpha,
+        }
     }
 }
 
@@ -47,9 +70,11 @@ pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
         .format()
         .and_then(format_name)
         .ok_or_else(|| ImagingError::Decode("not a JPEG, PNG or TIFF image".into()))?;
-    let (width, height) = reader
-        .into_dimensions()
+    let decoder = reader
+        .into_decoder()
         .map_err(|e| ImagingError::Decode(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    let color = decoder.color_type();
     check_size(width, height)?;
     if !is_complete(format, bytes) {
         return Err(ImagingError::Decode("the file is truncated".into()));
@@ -58,6 +83,8 @@ pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
         format,
         width,
         height,
+        decoded_bytes_per_pixel: color.bytes_per_pixel(),
+        alpha: color.has_alpha(),
     })
 }
 
@@ -393,6 +420,15 @@ const BANDS_AHEAD: usize = 2;
 /// JPEG strips encoded at once (on the rayon pool); bounded so memory does not grow with
 /// the core count.
 const JPEG_STRIPS_AT_ONCE: usize = 4;
+
+/// The most heap encoding a `width`-wide output takes beside its source: the bands computed
+/// ahead, the one being filled and the one being encoded (f32), and the encoders' 8-bit
+/// strips and their compressed bytes.
+pub fn encoder_memory(width: usize, channels: usize) -> u64 {
+    let rows = band_rows(width, channels);
+    let band = rows * width * channels;
+    ((BANDS_AHEAD + 2) * band * 4 + JPEG_STRIPS_AT_ONCE * band * 2) as u64
+}
 
 /// [`encode_rows`] with the source computed on its own thread, a few bands ahead of the
 /// encoder, so the encoding overlaps the computing of the next rows. Called on a thread of
@@ -901,7 +937,9 @@ mod tests {
             ImageInfo {
                 format: "png",
                 width: 20,
-                height: 10
+                height: 10,
+                decoded_bytes_per_pixel: 3,
+                alpha: false,
             }
         );
         assert!(matches!(probe(b"hello"), Err(ImagingError::Decode(_))));

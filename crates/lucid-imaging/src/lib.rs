@@ -41,6 +41,11 @@ pub enum ImagingError {
     Threads(String),
 }
 
+/// The threads of a job's pool: one more than the cores (see [`on_job_pool`]).
+pub(crate) fn job_threads() -> usize {
+    rayon::current_num_threads() + 1
+}
+
 /// Runs one job's `work` on a rayon pool of its own, one thread wider than the global pool
 /// (the cores, or `RAYON_NUM_THREADS`): a streamed job's encoder waits for rows on one of its
 /// threads while the others compute them (see [`codec::encode_rows_ahead`]).
@@ -53,7 +58,7 @@ pub(crate) fn on_job_pool<R: Send>(
     work: impl FnOnce(&rayon::ThreadPool) -> Result<R, ImagingError> + Send,
 ) -> Result<R, ImagingError> {
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(rayon::current_num_threads() + 1)
+        .num_threads(job_threads())
         .thread_name(|i| format!("lucid-job-{i}"))
         .build()
         .map_err(|e| ImagingError::Threads(e.to_string()))?;

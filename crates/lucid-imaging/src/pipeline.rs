@@ -74,6 +74,33 @@ pub fn process_into<W: Write + Seek + Send>(
     })
 }
 
+/// The most heap the job's pipeline holds at once, in bytes, for an input with this header
+/// (its encoded bytes not counted: the caller holds those). An estimate, kept above the
+/// measured peak (`tests/memory.rs`) so a worker that reserves it before running the job
+/// cannot run out of memory with the others.
+pub fn peak_memory(job: &Job, input: &codec::ImageInfo) -> u64 {
+    let pixels = input.width as u64 * input.height as u64;
+    let channels = if input.alpha { 4 } else { 3 };
+    // One working raster (f32 per channel) of the input's size.
+    let raster = pixels * channels as u64 * 4;
+    // The decoded image, a rotated copy of it, and the raster made from it.
+    let decode = pixels * input.decoded_bytes_per_pixel as u64 * 2 + raster;
+    // Whole-image operations: how many rasters of the input's size they hold at their peak.
+    let rasters = |n: f64| (n * raster as f64) as u64;
+    let operation = match job.endpoint {
+        Endpoint::Enhance | Endpoint::EnhanceGen | Endpoint::Tool => {
+            ops::enhance::peak_memory(job.endpoint, job.model, job.settings, input, &job.placement)
+        }
+        Endpoint::Denoise | Endpoint::DenoiseGen => rasters(3.25),
+        Endpoint::Lighting if matches!(job.model, "White Balance" | "Colorize") => rasters(2.0),
+        Endpoint::Sharpen | Endpoint::SharpenGen | Endpoint::Lighting | Endpoint::RestoreGen => {
+            rasters(3.0)
+        }
+        Endpoint::Matting => rasters(4.0),
+    };
+    decode.max(operation) + codec::encoder_memory(job.placement.width as usize, channels)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -353,6 +353,12 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
+/// Frees every pool thread's [`SCRATCH`] (tens of megabytes each) once an upscale is done,
+/// so that what follows it, and the next job, has that memory.
+fn free_scratch() {
+    rayon::broadcast(|_| SCRATCH.take());
+}
+
 /// The network's ×2 upscale of one luma plane (`w × h` → `2w × 2h`), in tiles of output
 /// rows that run in parallel, check the cancel token and report progress. Pixels outside
 /// the plane repeat its edge.
@@ -364,10 +370,11 @@ pub fn upscale_plane(
     h: usize,
 ) -> Result<Vec<f32>, ImagingError> {
     let mut out = vec![0.0; 4 * w * h];
-    ctx.bands(&mut out, 2 * w, 2 * TILE, |y0, band| {
+    let done = ctx.bands(&mut out, 2 * w, 2 * TILE, |y0, band| {
         upscale_plane_band(ctx, net, plane, w, h, y0 / 2, band)
-    })?;
-    Ok(out)
+    });
+    free_scratch();
+    done.map(|()| out)
 }
 
 /// Output rows `2·ty ..` of [`upscale_plane`] into `band` (`2w` wide, an even number of rows),
@@ -463,7 +470,7 @@ pub fn upscale(ctx: &Ctx, net: &Network, img: &Raster) -> Result<Raster, Imaging
     }
     ctx.check()?;
     let mut out = Raster::new(2 * w, 2 * h, c);
-    ctx.bands(&mut out.data, 2 * w * c, 2 * TILE, |y0, band| {
+    let done = ctx.bands(&mut out.data, 2 * w * c, 2 * TILE, |y0, band| {
         let (ty, th) = (y0 / 2, band.len() / (4 * w * c));
         let mut luma = vec![0.0; 4 * w * th];
         upscale_plane_band(ctx, net, &planes[0], w, h, ty, &mut luma)?;
@@ -484,8 +491,31 @@ pub fn upscale(ctx: &Ctx, net: &Network, img: &Raster) -> Result<Raster, Imaging
             }
         }
         Ok(())
-    })?;
-    Ok(out)
+    });
+    free_scratch();
+    done.map(|()| out)
+}
+
+/// The most heap [`upscale`] takes for a `w × h` raster of `channels`, its input not counted:
+/// the planes, the ×2 output, and on each of `threads` threads a tile's activations and
+/// unfolded patches ([`Scratch`]) and a band's luma, colour and alpha rows.
+pub fn upscale_memory(net: &Network, w: usize, h: usize, channels: usize, threads: usize) -> u64 {
+    let tile = (TILE + 2 * net.radius()).pow(2);
+    let widest = net
+        .convs
+        .iter()
+        .map(|c| c.cin.max(c.cout))
+        .max()
+        .unwrap_or(1);
+    let patches = net
+        .convs
+        .iter()
+        .map(|c| c.cin * c.k * c.k)
+        .max()
+        .unwrap_or(1);
+    let per_thread = (patches + 2 * widest) * tile + (channels + 1) * 4 * (w + 4) * (TILE + 4);
+    let floats = channels * w * h + 4 * channels * w * h + threads * per_thread;
+    floats as u64 * 4
 }
 
 #[cfg(test)]

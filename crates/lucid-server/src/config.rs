@@ -71,6 +71,9 @@ pub struct Config {
     pub create_first_key: bool,
     /// First webhook retry delay; later ones double (spec: 5 s).
     pub webhook_base_delay: Duration,
+    /// Bytes this node's running jobs may hold at once (see [`crate::memory`]); jobs that
+    /// need more than all of it are refused at submit.
+    pub memory_budget: u64,
 }
 
 impl Config {
@@ -97,6 +100,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(30),
             create_first_key: true,
             webhook_base_delay: Duration::from_secs(5),
+            memory_budget: crate::memory::default_budget(),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod app;
 pub mod config;
 pub mod fetch;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;

@@ -134,7 +134,13 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of this process's counters and the store's census.
-    pub fn render(&self, census: &Census, now_ms: i64, running_here: usize) -> String {
+    pub fn render(
+        &self,
+        census: &Census,
+        now_ms: i64,
+        running_here: usize,
+        memory: &crate::memory::MemoryBudget,
+    ) -> String {
         let r = self.registry();
         let mut out = String::with_capacity(4096);
         header(
@@ -219,6 +225,20 @@ impl Metrics {
         let _ = writeln!(out, "lucid_jobs_running_here {running_here}");
         header(
             &mut out,
+            "lucid_memory_reserved_bytes",
+            "gauge",
+            "Memory the jobs running here have reserved (their estimated peaks).",
+        );
+        let _ = writeln!(out, "lucid_memory_reserved_bytes {}", memory.reserved());
+        header(
+            &mut out,
+            "lucid_memory_budget_bytes",
+            "gauge",
+            "Memory this process's jobs may reserve at once (--memory-budget-mb).",
+        );
+        let _ = writeln!(out, "lucid_memory_budget_bytes {}", memory.total());
+        header(
+            &mut out,
             "lucid_job_processing_seconds",
             "histogram",
             "Seconds this process's workers spent on a job, by endpoint, model and outcome.",
@@ -269,7 +289,12 @@ mod tests {
         for ms in [3, 40, 40, 2000] {
             m.request("GET", "/a\"b", 200, Duration::from_millis(ms), 10, 20);
         }
-        let text = m.render(&Census::default(), 0, 0);
+        let text = m.render(
+            &Census::default(),
+            0,
+            0,
+            &crate::memory::MemoryBudget::new(1 << 30),
+        );
         assert!(text.contains(
             "lucid_http_requests_total{method=\"GET\",route=\"/a\\\"b\",status=\"200\"} 4"
         ));

@@ -34,6 +34,8 @@ pub struct AppState {
     pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// This process's counters for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The memory this node's running jobs share.
+    pub memory: crate::memory::MemoryBudget,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
         let burst = NonZeroU32::new(config.rate_limit.burst).unwrap_or(rate);
         let (changes, _) = broadcast::channel(1024);
         AppState {
+            memory: crate::memory::MemoryBudget::new(config.memory_budget),
             http: crate::fetch::client(crate::fetch::rule(config.allow_private_urls)),
             config: Arc::new(config),
             jobs,

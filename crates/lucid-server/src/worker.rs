@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use lucid_core::geometry::Placement;
 use lucid_core::job::source_blob;
 use lucid_core::request::Settings;
 use lucid_core::{Job, ProcessId};
@@ -126,27 +127,25 @@ impl Worker {
             Ok(None) => return Err(RunError::Failed("the source image is missing".into())),
             Err(e) => return Err(RunError::Failed(format!("reading the source image: {e}"))),
         };
+        let settings = Settings::from_json(&job.options_json);
+        let placement = Placement::compute(
+            job.input_width,
+            job.input_height,
+            job.endpoint.resizes().then_some(job.output_width),
+            job.endpoint.resizes().then_some(job.output_height),
+            job.crop_to_fill,
+        )
+        .map_err(|e| RunError::Failed(e.message))?;
+        let info = lucid_imaging::codec::probe(&input)
+            .map_err(|e| RunError::Failed(format!("reading the source image: {e}")))?;
+        let need = pipeline::peak_memory(&spec(job, &settings, placement), &info);
+        let _reservation = self.reserve_memory(job, need, token).await?;
         let progress = Arc::new(AtomicU8::new(0));
         let mut handle = {
             let (job, token, progress) = (job.clone(), token.clone(), progress.clone());
             let scratch = self.app.config.data_dir.join("scratch");
             tokio::task::spawn_blocking(move || {
-                let settings = Settings::from_json(&job.options_json);
-                let placement = lucid_core::geometry::Placement::compute(
-                    job.input_width,
-                    job.input_height,
-                    job.endpoint.resizes().then_some(job.output_width),
-                    job.endpoint.resizes().then_some(job.output_height),
-                    job.crop_to_fill,
-                )
-                .map_err(|e| ImagingError::Decode(e.message))?;
-                let spec = pipeline::Job {
-                    endpoint: job.endpoint,
-                    model: &job.model,
-                    settings: &settings,
-                    placement,
-                    format: job.output_format,
-                };
+                let spec = spec(&job, &settings, placement);
                 let io = |e: std::io::Error| ImagingError::Encode(format!("scratch file: {e}"));
                 std::fs::create_dir_all(&scratch).map_err(io)?;
                 let (file, path) = tempfile::NamedTempFile::new_in(&scratch)
@@ -211,6 +210,46 @@ impl Worker {
         }
     }
 
+    /// Waits until this node's memory budget has room for `bytes` and reserves them, renewing
+    /// the job's lease meanwhile. Stops waiting if the job is cancelled, its lease is lost or
+    /// this process shuts down.
+    async fn reserve_memory(
+        &self,
+        job: &Job,
+        bytes: u64,
+        token: &Cancel,
+    ) -> Result<crate::memory::Reservation, RunError> {
+        let budget = &self.app.memory;
+        if !budget.fits(bytes) {
+            // Submit refuses such jobs; this node may have a smaller budget than the one that
+            // accepted it.
+            return Err(RunError::Failed(format!(
+                "the job needs about {} of memory, more than this worker allows a job ({})",
+                crate::memory::gigabytes(bytes),
+                crate::memory::gigabytes(budget.total())
+            )));
+        }
+        let reserve = budget.reserve(bytes);
+        tokio::pin!(reserve);
+        let mut tick = tokio::time::interval((self.app.config.lease / 3).min(RECONCILE_INTERVAL));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                reservation = &mut reserve => return Ok(reservation),
+                _ = tick.tick() => {
+                    if token.is_fired() {
+                        return Err(RunError::Stopped);
+                    }
+                    match self.app.jobs.renew(job.id, &self.id, self.app.config.lease).await {
+                        Ok(true) => {}
+                        Ok(false) => return Err(RunError::Stopped),
+                        Err(e) => tracing::warn!(process_id = %job.id, error = %e, "could not renew the lease"),
+                    }
+                }
+            }
+        }
+    }
+
     /// Works until `shutdown` turns true; a running job finishes first.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         loop {
@@ -232,6 +271,17 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// What the pipeline is to do for `job`.
+fn spec<'a>(job: &'a Job, settings: &'a Settings, placement: Placement) -> pipeline::Job<'a> {
+    pipeline::Job {
+        endpoint: job.endpoint,
+        model: &job.model,
+        settings,
+        placement,
+        format: job.output_format,
     }
 }
 

@@ -147,6 +147,11 @@ struct WorkArgs {
     /// Let source_url downloads and webhook deliveries reach loopback and private addresses.
     #[arg(long, env = "LUCID_ALLOW_PRIVATE_URLS")]
     allow_private_urls: bool,
+    /// Megabytes of memory this node's running jobs may hold at once: a job waits until its
+    /// estimated peak fits beside the others', and submit refuses one that never could.
+    /// Default: three quarters of the machine's (or the container's) memory.
+    #[arg(long, env = "LUCID_MEMORY_BUDGET_MB")]
+    memory_budget_mb: Option<u64>,
 }
 
 impl WorkArgs {
@@ -158,6 +163,9 @@ impl WorkArgs {
         config.lease = std::time::Duration::from_secs(self.lease_seconds.max(1));
         config.shutdown_grace = std::time::Duration::from_secs(self.shutdown_grace_seconds);
         config.allow_private_urls = self.allow_private_urls;
+        if let Some(mb) = self.memory_budget_mb {
+            config.memory_budget = mb.saturating_mul(1 << 20);
+        }
     }
 }
 

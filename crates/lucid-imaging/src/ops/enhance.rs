@@ -238,6 +238,92 @@ impl RowSource for EnhanceRows<'_> {
     }
 }
 
+/// The path a job takes, decided from its geometry and settings before any pixel is read.
+struct Plan {
+    tuning: Tuning,
+    /// Learned ×2 steps before the final resample.
+    learned: usize,
+    /// Back-projection rounds (0: the result is streamed to the encoder instead).
+    iterations: usize,
+}
+
+fn plan(
+    endpoint: Endpoint,
+    model: &str,
+    s: &Settings,
+    (width, height): (usize, usize),
+    placement: &Placement,
+) -> Plan {
+    let mut tuning = tuning(endpoint, model, s);
+    let learned = match s.text("upscaler") {
+        Some("lanczos") => 0,
+        _ => learned_steps(width, height, placement),
+    };
+    if learned > 0 {
+        // The network restores detail itself; only an explicit `sharpen` adds to it.
+        let explicit = s.number("sharpen", s.number("deblur_strength", 0.0));
+        tuning.sharpen = explicit as f32 * s.number("strength", 1.0) as f32;
+    }
+    // Back-projection needs a plain upscale (no letterbox borders, no crop), and holds the
+    // whole output twice over, so very large outputs get unsharp masking instead.
+    let back_projects = learned == 0
+        && placement.offset_x == 0
+        && placement.offset_y == 0
+        && placement.width as usize > width
+        && placement.megapixels() <= BACK_PROJECTION_MAX_MP;
+    let iterations = if back_projects {
+        (tuning.sharpen * BACK_PROJECTIONS_AT_FULL_SHARPEN).round() as usize
+    } else {
+        0
+    };
+    Plan {
+        tuning,
+        learned,
+        iterations,
+    }
+}
+
+/// The most heap [`run`] holds at once, beside the decoded input (see
+/// [`crate::pipeline::peak_memory`]).
+pub(crate) fn peak_memory(
+    endpoint: Endpoint,
+    model: &str,
+    s: &Settings,
+    input: &crate::codec::ImageInfo,
+    placement: &Placement,
+) -> u64 {
+    let (w, h) = (input.width as usize, input.height as usize);
+    let plan = plan(endpoint, model, s, (w, h), placement);
+    let channels = if input.alpha { 4 } else { 3 };
+    let raster = |pixels: u64| pixels * channels as u64 * 4;
+    let input_pixels = (w * h) as u64;
+    // The smoothing (whether it runs depends on the noise measured later) holds its result
+    // beside the source, and the noise measurement a plane.
+    let smoothing = if plan.tuning.denoise.max(plan.tuning.fix_compression) > 0.0 {
+        5 * raster(input_pixels) / 2
+    } else {
+        raster(input_pixels)
+    };
+    // Each learned step holds its input beside what the upscale takes.
+    let mut learned = 0;
+    let (mut sw, mut sh) = (w, h);
+    for _ in 0..plan.learned {
+        let step = sr::upscale_memory(Network::builtin(), sw, sh, channels, crate::job_threads());
+        learned = learned.max(raster((sw * sh) as u64) + step);
+        (sw, sh) = (2 * sw, 2 * sh);
+    }
+    let pixels = (sw * sh) as u64;
+    let out_pixels = placement.width as u64 * placement.height as u64;
+    let resample = if plan.iterations > 0 {
+        // Source, the estimate, its error at the source's size and the correction.
+        raster(pixels) + 2 * raster(out_pixels) + raster(input_pixels.min(pixels))
+    } else {
+        // Source and a chunk of output rows (the encoder's buffers are counted by the caller).
+        raster(pixels) + 2 * raster(placement.width as u64 * (CHUNK_ROWS as u64 + 64))
+    };
+    smoothing.max(learned).max(resample)
+}
+
 pub fn run<'a>(
     ctx: &'a Ctx<'a>,
     endpoint: Endpoint,
@@ -246,29 +332,12 @@ pub fn run<'a>(
     img: Raster,
     placement: &Placement,
 ) -> Result<Output<'a>, ImagingError> {
-    let mut t = tuning(endpoint, model, s);
     let generative = endpoint == Endpoint::EnhanceGen;
-    let learned = match s.text("upscaler") {
-        Some("lanczos") => 0,
-        _ => learned_steps(img.width, img.height, placement),
-    };
-    if learned > 0 {
-        // The network restores detail itself; only an explicit `sharpen` adds to it.
-        let explicit = s.number("sharpen", s.number("deblur_strength", 0.0));
-        t.sharpen = explicit as f32 * s.number("strength", 1.0) as f32;
-    }
-    // Back-projection needs a plain upscale (no letterbox borders, no crop), and holds the
-    // whole output twice over, so very large outputs get unsharp masking instead.
-    let back_projects = learned == 0
-        && placement.offset_x == 0
-        && placement.offset_y == 0
-        && placement.width as usize > img.width
-        && placement.megapixels() <= BACK_PROJECTION_MAX_MP;
-    let iterations = if back_projects {
-        (t.sharpen * BACK_PROJECTIONS_AT_FULL_SHARPEN).round() as usize
-    } else {
-        0
-    };
+    let Plan {
+        tuning: t,
+        learned,
+        iterations,
+    } = plan(endpoint, model, s, (img.width, img.height), placement);
     // Edge-preserving smoothing before upscaling, so noise and JPEG blocks are not magnified.
     // Scaled by the measured noise: a clean source keeps all its detail.
     let weight = t.denoise.max(t.fix_compression);

@@ -27,9 +27,12 @@ pub fn router() -> axum::Router<AppState> {
 
 async fn metrics(State(app): State<AppState>) -> Result<Response, HttpError> {
     let census = app.jobs.census().await?;
-    let text = app
-        .metrics
-        .render(&census, lucid_store::now_ms(), app.running.len());
+    let text = app.metrics.render(
+        &census,
+        lucid_store::now_ms(),
+        app.running.len(),
+        &app.memory,
+    );
     Ok((
         [(
             header::CONTENT_TYPE,

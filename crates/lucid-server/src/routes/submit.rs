@@ -8,9 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
 use lucid_core::job::source_blob;
-use lucid_core::request::{Fields, ImageSource, SubmitRequest};
+use lucid_core::request::{Fields, ImageSource, Plan, SubmitRequest};
 use lucid_core::{ApiError, Endpoint, Job, JobState, ProcessId};
 use lucid_imaging::ImagingError;
+use lucid_imaging::codec::ImageInfo;
 use lucid_store::{Idempotency, Source, SubmitOutcome, now_ms};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 use crate::http::HttpError;
 use crate::http::extract::{Caller, SubmitScope};
+use crate::memory::gigabytes;
 use crate::state::AppState;
 
 pub fn router() -> axum::Router<AppState> {
@@ -119,7 +121,7 @@ impl<S: Send + Sync> FromRequest<S> for SubmitForm {
 }
 
 /// Maps a probe failure to the spec's answer: 415 undecodable, 422 zero-sized, 400 oversized.
-fn probe(bytes: &[u8]) -> Result<lucid_imaging::codec::ImageInfo, ApiError> {
+fn probe(bytes: &[u8]) -> Result<ImageInfo, ApiError> {
     lucid_imaging::codec::probe(bytes).map_err(|e| match e {
         ImagingError::ZeroDimensions => ApiError::zero_dimensions(),
         ImagingError::TooLarge { width, height } => ApiError::bad_request(format!(
@@ -127,6 +129,32 @@ fn probe(bytes: &[u8]) -> Result<lucid_imaging::codec::ImageInfo, ApiError> {
         )),
         _ => ApiError::undecodable_image(),
     })
+}
+
+/// Refuses a job whose pipeline would need more memory than this node's workers may hold
+/// (`--memory-budget-mb`): it could never run.
+fn check_memory(
+    app: &AppState,
+    req: &SubmitRequest,
+    plan: &Plan,
+    info: &ImageInfo,
+) -> Result<(), ApiError> {
+    let job = lucid_imaging::pipeline::Job {
+        endpoint: req.endpoint,
+        model: req.model,
+        settings: &req.settings,
+        placement: plan.placement,
+        format: req.output_format,
+    };
+    let need = lucid_imaging::pipeline::peak_memory(&job, info);
+    if app.memory.fits(need) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "This job needs about {} of memory, more than this server allows a job ({}). Use a smaller image or output size.",
+        gigabytes(need),
+        gigabytes(app.memory.total())
+    )))
 }
 
 /// The last path segment of a URL, as a filename.
@@ -187,9 +215,9 @@ async fn accept(
         return Err(ApiError::unavailable().into());
     }
     let req = SubmitRequest::parse(endpoint, &form.fields, form.image.is_some())?;
-    let new_source = |bytes: &Bytes, filename: String| -> Result<Source, ApiError> {
+    let new_source = |bytes: &Bytes, filename: String| -> Result<(Source, ImageInfo), ApiError> {
         let info = probe(bytes)?;
-        Ok(Source {
+        let source = Source {
             id: Uuid::new_v4(),
             key_id,
             filename,
@@ -197,9 +225,10 @@ async fn accept(
             width: info.width,
             height: info.height,
             size: bytes.len() as u64,
-        })
+        };
+        Ok((source, info))
     };
-    let (source, upload) = match &req.source {
+    let ((source, info), upload) = match &req.source {
         ImageSource::Upload => {
             let (bytes, filename) = form.image.expect("parse checked the upload");
             let filename = filename
@@ -207,13 +236,16 @@ async fn accept(
                 .unwrap_or_else(|| "image".into());
             (new_source(&bytes, filename)?, Some(bytes))
         }
-        ImageSource::SourceId(id) => (
-            app.jobs
+        ImageSource::SourceId(id) => {
+            let source = app
+                .jobs
                 .source(key_id, *id)
                 .await?
-                .ok_or_else(ApiError::source_not_found)?,
-            None,
-        ),
+                .ok_or_else(ApiError::source_not_found)?;
+            // Only the header's format and size were kept: assume the costliest pixels.
+            let info = ImageInfo::assumed(&source.format, source.width, source.height);
+            ((source, info), None)
+        }
         ImageSource::SourceUrl(url) => {
             let bytes = crate::fetch::download(
                 &app.http,
@@ -226,6 +258,7 @@ async fn accept(
         }
     };
     let plan = req.plan(source.width, source.height, sync)?;
+    check_memory(app, &req, &plan, &info)?;
     if let Some(url) = &req.webhook_url {
         crate::fetch::check_url(url, crate::fetch::rule(app.config.allow_private_urls)).await?;
     }

@@ -32,6 +32,8 @@ pub struct Options {
     /// `--allow-private-urls`; on by default here, since every test server is on loopback.
     pub allow_private_urls: bool,
     pub shutdown_grace: Duration,
+    /// `--memory-budget-mb`; the machine's default when `None`.
+    pub memory_budget_mb: Option<u64>,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             lease: Duration::from_secs(5),
             allow_private_urls: true,
             shutdown_grace: Duration::from_secs(30),
+            memory_budget_mb: None,
         }
     }
 }
@@ -69,6 +72,9 @@ async fn start(dir: tempfile::TempDir, options: Options, key: Option<String>) ->
     config.lease = options.lease;
     config.shutdown_grace = options.shutdown_grace;
     config.webhook_base_delay = options.webhook_base_delay;
+    if let Some(mb) = options.memory_budget_mb {
+        config.memory_budget = mb << 20;
+    }
     let app = App::build(config).await.unwrap();
     let key = key.unwrap_or_else(|| {
         app.first_key()

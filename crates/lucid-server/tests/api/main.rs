@@ -7,6 +7,7 @@ mod bad_input;
 mod cancel;
 mod download;
 mod estimate;
+mod memory;
 mod operator;
 mod status;
 mod submit;

@@ -1,0 +1,185 @@
+//! [`pipeline::peak_memory`] against the heap the pipeline really takes: every family of
+//! operation, each path through enhance, RGB and RGBA input. The estimate must cover the
+//! measured peak (workers reserve it before they run a job) without overstating it more than
+//! twice (or jobs would wait for memory they never use).
+//!
+//! The heap is counted by this binary's allocator, so its one test runs alone.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use image::ImageEncoder;
+use lucid_core::geometry::Placement;
+use lucid_core::request::Settings;
+use lucid_core::{Endpoint, OutputFormat};
+use lucid_imaging::pipeline::{Job, peak_memory, process_into};
+use lucid_imaging::{Cancel, codec};
+
+struct Counting;
+
+static NOW: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let now = NOW.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size());
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        NOW.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // Old and new blocks both exist while the contents move.
+        grew(new_size);
+        NOW.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Takes the encoded output and keeps only its length: the worker writes it to a file.
+struct Discard {
+    at: u64,
+    len: u64,
+}
+
+impl Write for Discard {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.at += buf.len() as u64;
+        self.len = self.len.max(self.at);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Discard {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.at = match pos {
+            SeekFrom::Start(n) => n,
+            SeekFrom::End(d) => self.len.saturating_add_signed(d),
+            SeekFrom::Current(d) => self.at.saturating_add_signed(d),
+        };
+        Ok(self.at)
+    }
+}
+
+/// A photograph-like test image: smooth gradients, texture and noise, `alpha` adds a ramp.
+fn input(width: u32, height: u32, alpha: bool) -> Vec<u8> {
+    let px = |x: u32, y: u32, c: u32| {
+        let texture = ((x * 7 + y * 13 + c * 5).wrapping_mul(2_654_435_761) >> 27) as u8;
+        ((x * 160 / width + y * 60 / height) as u8).wrapping_add(texture)
+    };
+    let mut out = Vec::new();
+    if alpha {
+        let img = image::RgbaImage::from_fn(width, height, |x, y| {
+            image::Rgba([
+                px(x, y, 0),
+                px(x, y, 1),
+                px(x, y, 2),
+                (x * 255 / width) as u8,
+            ])
+        });
+        image::codecs::png::PngEncoder::new(&mut out)
+            .write_image(img.as_raw(), width, height, image::ExtendedColorType::Rgba8)
+            .unwrap();
+    } else {
+        let img = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([px(x, y, 0), px(x, y, 1), px(x, y, 2)])
+        });
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .write_image(img.as_raw(), width, height, image::ExtendedColorType::Rgb8)
+            .unwrap();
+    }
+    out
+}
+
+#[test]
+fn the_estimate_covers_the_measured_peak_without_overstating_it() {
+    let (w, h) = (640u32, 480u32);
+    let rgb = input(w, h, false);
+    let rgba = input(w, h, true);
+    let lanczos = Settings::from_json(r#"{"upscaler":"lanczos"}"#);
+    let none = Settings::default();
+    let resized =
+        |width, height| Placement::compute(w, h, Some(width), Some(height), false).unwrap();
+    let letterboxed = Placement::compute(w, h, Some(2000), Some(2000), false).unwrap();
+    let same = Placement::identity(w, h);
+    #[rustfmt::skip]
+    let cases: &[(Endpoint, &str, &Settings, Placement, bool, OutputFormat)] = &[
+        (Endpoint::Denoise, "Normal", &none, same, false, OutputFormat::Jpeg),
+        (Endpoint::Sharpen, "Standard", &none, same, false, OutputFormat::Jpeg),
+        (Endpoint::Sharpen, "Lens Blur", &none, same, false, OutputFormat::Jpeg),
+        (Endpoint::Sharpen, "Motion Blur", &none, same, false, OutputFormat::Png),
+        (Endpoint::SharpenGen, "Super Focus V2", &none, same, false, OutputFormat::Jpeg),
+        (Endpoint::Lighting, "Adjust V2", &none, same, false, OutputFormat::Jpeg),
+        (Endpoint::Lighting, "White Balance", &none, same, true, OutputFormat::Png),
+        (Endpoint::Lighting, "Colorize", &none, same, false, OutputFormat::Tiff),
+        (Endpoint::RestoreGen, "Dust-Scratch V2", &none, same, false, OutputFormat::Jpeg),
+        (Endpoint::Matting, "RemoveBG", &none, same, false, OutputFormat::Png),
+        (Endpoint::Matting, "Object", &none, same, true, OutputFormat::Png),
+        (Endpoint::Enhance, "Standard V2", &none, resized(1280, 960), false, OutputFormat::Jpeg),
+        (Endpoint::Enhance, "Standard V2", &none, resized(1920, 1440), false, OutputFormat::Png),
+        (Endpoint::Enhance, "Low Resolution V2", &lanczos, resized(1920, 1440), false, OutputFormat::Jpeg),
+        (Endpoint::Enhance, "CGI", &lanczos, letterboxed, false, OutputFormat::Tiff),
+        (Endpoint::Enhance, "Standard V2", &none, resized(160, 120), false, OutputFormat::Jpeg),
+        (Endpoint::EnhanceGen, "Redefine", &none, resized(1280, 960), false, OutputFormat::Jpeg),
+        (Endpoint::Tool, "Transparency Upscale", &none, resized(1280, 960), true, OutputFormat::Png),
+        (Endpoint::Tool, "Transparency Upscale", &lanczos, resized(1280, 960), true, OutputFormat::Png),
+    ];
+    let mut report = Vec::new();
+    for &(endpoint, model, settings, placement, alpha, format) in cases {
+        let bytes = if alpha { &rgba } else { &rgb };
+        let info = codec::probe(bytes).unwrap();
+        let job = Job {
+            endpoint,
+            model,
+            settings,
+            placement,
+            format,
+        };
+        let estimate = peak_memory(&job, &info);
+        let before = NOW.load(Ordering::Relaxed);
+        PEAK.store(before, Ordering::Relaxed);
+        let out = process_into(
+            bytes,
+            &job,
+            &Cancel::new(),
+            &|_| {},
+            Discard { at: 0, len: 0 },
+        );
+        assert!(out.is_ok(), "{endpoint:?} {model}: {:?}", out.err());
+        let peak = (PEAK.load(Ordering::Relaxed) - before) as u64;
+        let line = format!(
+            "{endpoint:?} {model} {}x{} alpha={alpha}: peak {:.1} MB, estimate {:.1} MB ({:.2}x)",
+            placement.width,
+            placement.height,
+            peak as f64 / 1e6,
+            estimate as f64 / 1e6,
+            estimate as f64 / peak as f64
+        );
+        println!("{line}");
+        report.push((peak, estimate, line));
+    }
+    for (peak, estimate, line) in &report {
+        assert!(estimate >= peak && *estimate <= 2 * peak, "{line}");
+    }
+}
