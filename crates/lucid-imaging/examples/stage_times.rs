@@ -33,13 +33,15 @@ fn main() {
     let sigma = lucid_imaging::dct::noise_level(&img);
     println!("noise   {:?} (sigma {:.1}/255)", t.elapsed(), sigma * 255.0);
     for wiener in [false, true] {
+        let mut copy = img.clone();
         let t = Instant::now();
         lucid_imaging::dct::denoise(
             &ctx,
-            &img,
+            &mut copy,
             sigma,
             lucid_imaging::dct::DEFAULT_THRESHOLD,
             wiener,
+            1.0,
         )
         .unwrap();
         println!("denoise {:?} (wiener {wiener})", t.elapsed());

@@ -91,7 +91,13 @@ pub fn peak_memory(job: &Job, input: &codec::ImageInfo) -> u64 {
         Endpoint::Enhance | Endpoint::EnhanceGen | Endpoint::Tool => {
             ops::enhance::peak_memory(job.endpoint, job.model, job.settings, input, &job.placement)
         }
-        Endpoint::Denoise | Endpoint::DenoiseGen => rasters(3.25),
+        Endpoint::Denoise | Endpoint::DenoiseGen => ops::denoise::peak_memory(
+            job.model,
+            job.settings,
+            input.width as usize,
+            input.height as usize,
+            channels,
+        ),
         Endpoint::Lighting if matches!(job.model, "White Balance" | "Colorize") => rasters(2.0),
         Endpoint::Sharpen | Endpoint::SharpenGen | Endpoint::Lighting | Endpoint::RestoreGen => {
             rasters(3.0)

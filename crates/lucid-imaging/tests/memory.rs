@@ -117,6 +117,9 @@ fn the_estimate_covers_the_measured_peak_without_overstating_it() {
     let (w, h) = (640u32, 480u32);
     let rgb = input(w, h, false);
     let rgba = input(w, h, true);
+    // Tall enough for the denoiser's strips to matter: the image, not its planes, is the peak.
+    let tall = input(400, 4000, false);
+    let detail = Settings::from_json(r#"{"original_detail":0.5}"#);
     let lanczos = Settings::from_json(r#"{"upscaler":"lanczos"}"#);
     let none = Settings::default();
     let resized =
@@ -126,6 +129,8 @@ fn the_estimate_covers_the_measured_peak_without_overstating_it() {
     #[rustfmt::skip]
     let cases: &[(Endpoint, &str, &Settings, Placement, bool, OutputFormat)] = &[
         (Endpoint::Denoise, "Normal", &none, same, false, OutputFormat::Jpeg),
+        (Endpoint::Denoise, "Strong", &none, Placement::identity(400, 4000), false, OutputFormat::Jpeg),
+        (Endpoint::DenoiseGen, "Denoise Max", &detail, Placement::identity(400, 4000), false, OutputFormat::Png),
         (Endpoint::Sharpen, "Standard", &none, same, false, OutputFormat::Jpeg),
         (Endpoint::Sharpen, "Lens Blur", &none, same, false, OutputFormat::Jpeg),
         (Endpoint::Sharpen, "Motion Blur", &none, same, false, OutputFormat::Png),
@@ -147,7 +152,11 @@ fn the_estimate_covers_the_measured_peak_without_overstating_it() {
     ];
     let mut report = Vec::new();
     for &(endpoint, model, settings, placement, alpha, format) in cases {
-        let bytes = if alpha { &rgba } else { &rgb };
+        let bytes = match (alpha, placement.height) {
+            (true, _) => &rgba,
+            (false, 4000) => &tall,
+            (false, _) => &rgb,
+        };
         let info = codec::probe(bytes).unwrap();
         let job = Job {
             endpoint,
