@@ -32,7 +32,8 @@ async fn a_job_that_could_never_fit_is_refused_at_submit_and_nothing_is_kept() {
     let body: serde_json::Value = resp.json().await.unwrap();
     let message = body["message"].as_str().unwrap();
     assert!(
-        message.contains("needs about") && message.contains("memory") && message.contains("0.3 GB"),
+        message.starts_with("This job needs about 1.6 GB of memory")
+            && message.contains("(0.3 GB)"),
         "{message}"
     );
     assert_eq!(app.balance_as(&key).await["reserved_credits"], 0);
