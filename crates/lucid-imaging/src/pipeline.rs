@@ -98,13 +98,17 @@ pub fn peak_memory(job: &Job, input: &codec::ImageInfo) -> u64 {
             input.height as usize,
             channels,
         ),
-        Endpoint::Lighting if matches!(job.model, "White Balance" | "Colorize") => rasters(2.0),
-        Endpoint::Sharpen | Endpoint::SharpenGen | Endpoint::Lighting | Endpoint::RestoreGen => {
-            rasters(3.0)
-        }
+        Endpoint::Lighting => rasters(ops::lighting::peak_rasters(job.model, job.settings)),
+        Endpoint::Sharpen | Endpoint::SharpenGen | Endpoint::RestoreGen => rasters(3.0),
         Endpoint::Matting => rasters(4.0),
     };
-    decode.max(operation) + codec::encoder_memory(job.placement.width as usize, channels)
+    // Matting answers RGBA whatever came in.
+    let out_channels = if job.endpoint == Endpoint::Matting {
+        4
+    } else {
+        channels
+    };
+    decode.max(operation) + codec::encoder_memory(job.placement.width as usize, out_channels)
 }
 
 #[cfg(test)]

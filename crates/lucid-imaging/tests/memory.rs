@@ -1,7 +1,9 @@
 //! [`pipeline::peak_memory`] against the heap the pipeline really takes: every family of
 //! operation, each path through enhance, RGB and RGBA input. The estimate must cover the
 //! measured peak (workers reserve it before they run a job) without overstating it more than
-//! twice (or jobs would wait for memory they never use).
+//! 2.5 times (or jobs would wait for memory they never use). The slack is for what the estimate
+//! counts at its most, which weighs most on these small images: the encoder's bands (JPEG's
+//! strips even for PNG), and the rotated copy a decode makes only when EXIF asks for it.
 //!
 //! The heap is counted by this binary's allocator, so its one test runs alone.
 
@@ -120,6 +122,7 @@ fn the_estimate_covers_the_measured_peak_without_overstating_it() {
     // Tall enough for the denoiser's strips to matter: the image, not its planes, is the peak.
     let tall = input(400, 4000, false);
     let detail = Settings::from_json(r#"{"original_detail":0.5}"#);
+    let half = Settings::from_json(r#"{"strength":0.5}"#);
     let lanczos = Settings::from_json(r#"{"upscaler":"lanczos"}"#);
     let none = Settings::default();
     let resized =
@@ -137,6 +140,7 @@ fn the_estimate_covers_the_measured_peak_without_overstating_it() {
         (Endpoint::SharpenGen, "Super Focus V2", &none, same, false, OutputFormat::Jpeg),
         (Endpoint::Lighting, "Adjust V2", &none, same, false, OutputFormat::Jpeg),
         (Endpoint::Lighting, "White Balance", &none, same, true, OutputFormat::Png),
+        (Endpoint::Lighting, "White Balance", &half, same, false, OutputFormat::Jpeg),
         (Endpoint::Lighting, "Colorize", &none, same, false, OutputFormat::Tiff),
         (Endpoint::RestoreGen, "Dust-Scratch V2", &none, same, false, OutputFormat::Jpeg),
         (Endpoint::Matting, "RemoveBG", &none, same, false, OutputFormat::Png),
@@ -189,6 +193,6 @@ fn the_estimate_covers_the_measured_peak_without_overstating_it() {
         report.push((peak, estimate, line));
     }
     for (peak, estimate, line) in &report {
-        assert!(estimate >= peak && *estimate <= 2 * peak, "{line}");
+        assert!(estimate >= peak && *estimate * 2 <= 5 * peak, "{line}");
     }
 }

@@ -283,8 +283,8 @@ fn plan(
     }
 }
 
-/// The most heap [`run`] holds at once, beside the decoded input (see
-/// [`crate::pipeline::peak_memory`]).
+/// The most heap [`run`] holds at once, its input raster included (the encoder's bands are
+/// counted by [`crate::pipeline::peak_memory`]).
 pub(crate) fn peak_memory(
     endpoint: Endpoint,
     model: &str,

@@ -9,7 +9,8 @@ use crate::{Ctx, ImagingError};
 
 pub fn run(ctx: &Ctx, model: &str, s: &Settings, mut img: Raster) -> Result<Raster, ImagingError> {
     let strength = s.number("strength", 1.0) as f32;
-    let original = img.clone();
+    // Only a partial strength needs the original to blend with.
+    let original = (strength < 1.0).then(|| img.clone());
     ctx.plan_passes(4);
     match model {
         "White Balance" => white_balance(&mut img),
@@ -22,9 +23,27 @@ pub fn run(ctx: &Ctx, model: &str, s: &Settings, mut img: Raster) -> Result<Rast
         }
     }
     ctx.check()?;
-    img.blend_with(&original, strength);
+    if let Some(original) = original {
+        img.blend_with(&original, strength);
+    }
     img.clamp();
     Ok(img)
+}
+
+/// The most memory [`run`] holds, in rasters of the image's size (the image included): the
+/// per-pixel models work in place, the adjustments also hold a luma plane and its equalised
+/// copy; a partial `strength` keeps the original beside.
+pub fn peak_rasters(model: &str, s: &Settings) -> f64 {
+    let own = match model {
+        "White Balance" | "Colorize" => 1.0,
+        _ => 2.0,
+    };
+    let original = if s.number("strength", 1.0) < 1.0 {
+        1.0
+    } else {
+        0.0
+    };
+    own + original
 }
 
 /// Contrast limit of Adjust V2's equalisation: a bin may hold at most this many times the
