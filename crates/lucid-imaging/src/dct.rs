@@ -442,6 +442,31 @@ pub fn denoise_memory(w: usize, channels: usize) -> u64 {
     ((3 + 3) * window * 4 + (HALO + 2) * w * channels * 4) as u64
 }
 
+/// One plane's denoising: the hard-threshold pass, then (with `wiener`) the Wiener pass it
+/// pilots.
+fn denoise_plane(
+    ctx: &Ctx,
+    plane: &[f32],
+    w: usize,
+    h: usize,
+    sigma: f32,
+    threshold: f32,
+    wiener: bool,
+) -> Result<Vec<f32>, ImagingError> {
+    let hard = Shrink::Hard {
+        threshold: threshold * sigma,
+    };
+    let basic = pass(ctx, plane, w, h, hard)?;
+    if !wiener {
+        return Ok(basic);
+    }
+    let shrink = Shrink::Wiener {
+        pilot: &basic,
+        sigma,
+    };
+    pass(ctx, plane, w, h, shrink)
+}
+
 /// Denoises the colour channels of `img` in place, whose noise has standard deviation
 /// `sigma` (on the 0–1 scale). `threshold` is the hard threshold in multiples of σ; `wiener`
 /// adds the second pass (about 0.5 dB better, twice the time); `opacity` is the share of the
@@ -492,19 +517,7 @@ pub fn denoise(
             if plane.iter().all(|v| v.abs() < 1e-6) {
                 continue;
             }
-            let hard = Shrink::Hard {
-                threshold: threshold * sigma,
-            };
-            let basic = pass(&quiet, plane, w, b - a, hard)?;
-            *plane = if wiener {
-                let shrink = Shrink::Wiener {
-                    pilot: &basic,
-                    sigma,
-                };
-                pass(&quiet, plane, w, b - a, shrink)?
-            } else {
-                basic
-            };
+            *plane = denoise_plane(&quiet, plane, w, b - a, sigma, threshold, wiener)?;
         }
         kept_from = y1.saturating_sub(HALO) / 2 * 2;
         kept.clear();
@@ -639,15 +652,8 @@ mod tests {
                 .chunks_exact(3)
                 .map(|p| m[0] * p[0] + m[1] * p[1] + m[2] * p[2])
                 .collect();
-            let hard = Shrink::Hard {
-                threshold: DEFAULT_THRESHOLD * sigma,
-            };
-            let basic = pass(&ctx, &plane, w, h, hard).unwrap();
-            let wiener = Shrink::Wiener {
-                pilot: &basic,
-                sigma,
-            };
-            let denoised = pass(&ctx, &plane, w, h, wiener).unwrap();
+            let denoised =
+                denoise_plane(&ctx, &plane, w, h, sigma, DEFAULT_THRESHOLD, true).unwrap();
             // Each opponent plane's share of every channel: the planes are orthonormal.
             for (i, p) in whole.data.chunks_exact_mut(3).enumerate() {
                 let before: f32 = (0..3).map(|c| m[c] * img.data[i * 3 + c]).sum();

@@ -164,7 +164,7 @@ impl Worker {
             })
         };
         let started = Instant::now();
-        let renew_every = (self.app.config.lease / 3).min(RECONCILE_INTERVAL);
+        let renew_every = self.renew_every();
         let mut last_renew = Instant::now();
         let mut saved = 0u8;
         let mut timed_out = false;
@@ -210,6 +210,12 @@ impl Worker {
         }
     }
 
+    /// How often a job's lease is renewed while it runs or waits for memory: a third of the
+    /// lease, and at least every [`RECONCILE_INTERVAL`].
+    fn renew_every(&self) -> Duration {
+        (self.app.config.lease / 3).min(RECONCILE_INTERVAL)
+    }
+
     /// Waits until this node's memory budget has room for `bytes` and reserves them, renewing
     /// the job's lease meanwhile. Stops waiting if the job is cancelled, its lease is lost or
     /// this process shuts down.
@@ -231,7 +237,7 @@ impl Worker {
         }
         let reserve = budget.reserve(bytes);
         tokio::pin!(reserve);
-        let mut tick = tokio::time::interval((self.app.config.lease / 3).min(RECONCILE_INTERVAL));
+        let mut tick = tokio::time::interval(self.renew_every());
         tick.tick().await;
         loop {
             tokio::select! {
