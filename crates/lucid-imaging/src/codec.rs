@@ -9,7 +9,7 @@ use lucid_core::OutputFormat;
 use lucid_core::geometry::MAX_SIDE;
 
 use crate::ImagingError;
-use crate::raster::Raster;
+use crate::raster::{Raster, Sample};
 
 /// JPEG quality of every JPEG lucid writes.
 pub const JPEG_QUALITY: u8 = 92;
@@ -190,6 +190,13 @@ pub fn decode(bytes: &[u8]) -> Result<Raster, ImagingError> {
 
 /// [`decode`], also answering the metadata an output should carry over.
 pub fn decode_with_metadata(bytes: &[u8]) -> Result<(Raster, Metadata), ImagingError> {
+    let (img, metadata) = decode_image(bytes)?;
+    Ok((Raster::from_dynamic(&img), metadata))
+}
+
+/// The decoded image as the decoder gives it (8 or 16 bits, grey or colour), orientation
+/// applied, and the metadata an output should carry over.
+pub fn decode_image(bytes: &[u8]) -> Result<(DynamicImage, Metadata), ImagingError> {
     let info = probe(bytes)?;
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -218,7 +225,7 @@ pub fn decode_with_metadata(bytes: &[u8]) -> Result<(Raster, Metadata), ImagingE
         img.apply_orientation(o);
     }
     debug_assert!(info.width > 0);
-    Ok((Raster::from_dynamic(&img), Metadata { icc, exif }))
+    Ok((img, Metadata { icc, exif }))
 }
 
 /// The byte order of a TIFF structure (a TIFF file, or an EXIF block), from its first two bytes.
@@ -362,18 +369,18 @@ pub fn encode_with_metadata(
 
 /// An output image handed to the encoders band by band, top to bottom: a raster already in
 /// memory, or an operation that computes its rows as they are asked for.
-pub trait RowSource {
+pub trait RowSource<T = f32> {
     fn width(&self) -> usize;
     fn height(&self) -> usize;
     /// 3 (RGB) or 4 (RGBA).
     fn channels(&self) -> usize;
     /// Fills `band` (sized by the caller: [`RowSource::width`] wide, up to the bottom) with the
     /// output rows starting at `y0`.
-    fn fill(&mut self, y0: usize, band: &mut Raster) -> Result<(), ImagingError>;
+    fn fill(&mut self, y0: usize, band: &mut Raster<T>) -> Result<(), ImagingError>;
 }
 
 /// Reads every row of the source into one raster.
-pub fn read_all(source: &mut dyn RowSource) -> Result<Raster, ImagingError> {
+pub fn read_all<T: Sample>(source: &mut dyn RowSource<T>) -> Result<Raster<T>, ImagingError> {
     let mut out = Raster::new(source.width(), source.height(), source.channels());
     let row_len = out.row_len();
     let mut y0 = 0;
@@ -386,9 +393,9 @@ pub fn read_all(source: &mut dyn RowSource) -> Result<Raster, ImagingError> {
 }
 
 /// A raster in memory as a [`RowSource`].
-pub struct WholeRaster<'a>(pub &'a Raster);
+pub struct WholeRaster<'a, T = f32>(pub &'a Raster<T>);
 
-impl RowSource for WholeRaster<'_> {
+impl<T: Sample> RowSource<T> for WholeRaster<'_, T> {
     fn width(&self) -> usize {
         self.0.width
     }
@@ -398,7 +405,7 @@ impl RowSource for WholeRaster<'_> {
     fn channels(&self) -> usize {
         self.0.channels
     }
-    fn fill(&mut self, y0: usize, band: &mut Raster) -> Result<(), ImagingError> {
+    fn fill(&mut self, y0: usize, band: &mut Raster<T>) -> Result<(), ImagingError> {
         let (start, len) = (y0 * self.0.row_len(), band.data.len());
         band.data.copy_from_slice(&self.0.data[start..start + len]);
         Ok(())
@@ -422,12 +429,22 @@ const BANDS_AHEAD: usize = 2;
 const JPEG_STRIPS_AT_ONCE: usize = 4;
 
 /// The most heap encoding a `width`-wide output takes beside its source: the bands computed
-/// ahead, the one being filled and the one being encoded (f32), and the encoders' 8-bit
-/// strips and their compressed bytes.
-pub fn encoder_memory(width: usize, channels: usize) -> u64 {
+/// ahead, the one being filled and the one being encoded (of `sample_bytes` a sample), and
+/// the encoder's own: JPEG's strips (8-bit planes and compressed bytes), or for PNG and TIFF
+/// a band's 8-bit copy and what the writer buffers.
+pub fn encoder_memory(
+    width: usize,
+    channels: usize,
+    sample_bytes: usize,
+    format: OutputFormat,
+) -> u64 {
     let rows = band_rows(width, channels);
     let band = rows * width * channels;
-    ((BANDS_AHEAD + 2) * band * 4 + JPEG_STRIPS_AT_ONCE * band * 2) as u64
+    let own = match format {
+        OutputFormat::Jpeg => JPEG_STRIPS_AT_ONCE * band * 2,
+        OutputFormat::Png | OutputFormat::Tiff => 4 * band,
+    };
+    ((BANDS_AHEAD + 2) * band * sample_bytes + own) as u64
 }
 
 /// [`encode_rows`] with the source computed on its own thread, a few bands ahead of the
@@ -435,9 +452,9 @@ pub fn encoder_memory(width: usize, channels: usize) -> u64 {
 /// `pool`, whose other threads compute the rows: the row thread lends each band's work to the
 /// pool and waits outside it, so no pool thread ever blocks on a channel while holding work
 /// another needs (a pool thread waiting for a parallel pass may run any task of the pool).
-pub fn encode_rows_ahead<W: Write + Seek>(
+pub fn encode_rows_ahead<T: Encodable, W: Write + Seek>(
     pool: &rayon::ThreadPool,
-    source: &mut (dyn RowSource + Send),
+    source: &mut (dyn RowSource<T> + Send),
     format: OutputFormat,
     meta: &Metadata,
     out: W,
@@ -446,7 +463,7 @@ pub fn encode_rows_ahead<W: Write + Seek>(
     let rows = band_rows(w, c);
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel(BANDS_AHEAD);
-        let (recycle, recycled) = std::sync::mpsc::channel::<Raster>();
+        let (recycle, recycled) = std::sync::mpsc::channel::<Raster<T>>();
         scope.spawn(move || {
             for y0 in (0..h).step_by(rows) {
                 // Bands the encoder is done with are filled again: allocating (and
@@ -475,10 +492,10 @@ pub fn encode_rows_ahead<W: Write + Seek>(
 }
 
 /// The bands another thread computes, in the order the encoders read them.
-struct Prefetched {
-    rx: std::sync::mpsc::Receiver<Result<Raster, ImagingError>>,
+struct Prefetched<T> {
+    rx: std::sync::mpsc::Receiver<Result<Raster<T>, ImagingError>>,
     /// Where the bands handed back go, to be filled again.
-    recycle: std::sync::mpsc::Sender<Raster>,
+    recycle: std::sync::mpsc::Sender<Raster<T>>,
     w: usize,
     h: usize,
     c: usize,
@@ -486,7 +503,7 @@ struct Prefetched {
     next_y0: usize,
 }
 
-impl RowSource for Prefetched {
+impl<T: Sample> RowSource<T> for Prefetched<T> {
     fn width(&self) -> usize {
         self.w
     }
@@ -496,7 +513,7 @@ impl RowSource for Prefetched {
     fn channels(&self) -> usize {
         self.c
     }
-    fn fill(&mut self, y0: usize, band: &mut Raster) -> Result<(), ImagingError> {
+    fn fill(&mut self, y0: usize, band: &mut Raster<T>) -> Result<(), ImagingError> {
         if y0 != self.next_y0 || band.height != self.rows.min(self.h - y0) {
             return Err(ImagingError::Encode(format!(
                 "rows asked out of order: {} from {y0}, expected from {}",
@@ -520,8 +537,8 @@ impl RowSource for Prefetched {
 /// parallel and joined by restart markers (see [`JpegStrips`]; baseline, 4:2:0 like
 /// libjpeg's, Pillow's and OpenCV's defaults; AVX2 DCT where the CPU has it). Embeds the ICC
 /// profile (all three) and the EXIF block (JPEG, PNG).
-pub fn encode_rows<W: Write + Seek>(
-    source: &mut dyn RowSource,
+pub fn encode_rows<T: Encodable, W: Write + Seek>(
+    source: &mut dyn RowSource<T>,
     format: OutputFormat,
     meta: &Metadata,
     out: W,
@@ -534,7 +551,7 @@ pub fn encode_rows<W: Write + Seek>(
             let rows = band_rows(w, c);
             let mut jpeg = JpegStrips::new(out, w, h, rows)?;
             let at_once = rayon::current_num_threads().clamp(1, JPEG_STRIPS_AT_ONCE);
-            let mut bands: Vec<Raster> = (0..at_once).map(|_| Raster::new(w, 0, c)).collect();
+            let mut bands: Vec<Raster<T>> = (0..at_once).map(|_| Raster::new(w, 0, c)).collect();
             for batch_y0 in (0..h).step_by(rows * at_once) {
                 let mut filled = 0;
                 for (i, band) in bands.iter_mut().enumerate() {
@@ -587,9 +604,9 @@ pub fn encode_rows<W: Write + Seek>(
             let mut out = out;
             let mut tiff = tiff::encoder::TiffEncoder::new(&mut out).map_err(|e| enc_err(&e))?;
             if c == 4 {
-                write_tiff::<tiff::encoder::colortype::RGBA8, _>(&mut tiff, source, meta)?;
+                write_tiff::<tiff::encoder::colortype::RGBA8, _, _>(&mut tiff, source, meta)?;
             } else {
-                write_tiff::<tiff::encoder::colortype::RGB8, _>(&mut tiff, source, meta)?;
+                write_tiff::<tiff::encoder::colortype::RGB8, _, _>(&mut tiff, source, meta)?;
             }
             Ok(out)
         }
@@ -597,9 +614,9 @@ pub fn encode_rows<W: Write + Seek>(
 }
 
 /// Hands `f` the source's rows in bands of [`band_rows`], top to bottom.
-fn for_each_band(
-    source: &mut dyn RowSource,
-    mut f: impl FnMut(&Raster) -> Result<(), ImagingError>,
+fn for_each_band<T: Sample>(
+    source: &mut dyn RowSource<T>,
+    mut f: impl FnMut(&Raster<T>) -> Result<(), ImagingError>,
 ) -> Result<(), ImagingError> {
     let (w, h, c) = (source.width(), source.height(), source.channels());
     let rows = band_rows(w, c);
@@ -612,13 +629,14 @@ fn for_each_band(
     Ok(())
 }
 
-fn write_tiff<C, W>(
+fn write_tiff<C, T, W>(
     tiff: &mut tiff::encoder::TiffEncoder<W>,
-    source: &mut dyn RowSource,
+    source: &mut dyn RowSource<T>,
     meta: &Metadata,
 ) -> Result<(), ImagingError>
 where
     C: tiff::encoder::colortype::ColorType<Inner = u8>,
+    T: Sample,
     W: Write + Seek,
 {
     let enc_err = |e: tiff::TiffError| ImagingError::Encode(e.to_string());
@@ -642,10 +660,11 @@ where
 
 /// One band as a complete baseline JPEG of its own, with the ICC profile and EXIF block
 /// when `meta` is given (the first strip, whose headers become the image's).
-fn encode_jpeg_strip(band: &Raster, meta: Option<&Metadata>) -> Result<Vec<u8>, ImagingError> {
+fn encode_jpeg_strip<T: Encodable>(
+    band: &Raster<T>,
+    meta: Option<&Metadata>,
+) -> Result<Vec<u8>, ImagingError> {
     let enc_err = |e: jpeg_encoder::EncodingError| ImagingError::Encode(e.to_string());
-    let mut planes = Default::default();
-    to_ycbcr(band, &mut planes);
     let mut bytes = Vec::new();
     let mut enc = jpeg_encoder::Encoder::new(&mut bytes, JPEG_QUALITY);
     enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
@@ -662,13 +681,56 @@ fn encode_jpeg_strip(band: &Raster, meta: Option<&Metadata>) -> Result<Vec<u8>, 
                 .map_err(enc_err)?;
         }
     }
-    enc.encode_image(YcbcrPlanes {
-        planes: &planes,
-        width: band.width,
-        height: band.height,
-    })
-    .map_err(enc_err)?;
+    T::encode_jpeg(enc, band).map_err(enc_err)?;
     Ok(bytes)
+}
+
+/// Samples the encoders take: each kind hands a band to the JPEG encoder its own fastest way.
+pub trait Encodable: Sample {
+    /// Encodes the band as a JPEG, any alpha composited onto white.
+    fn encode_jpeg(
+        enc: jpeg_encoder::Encoder<&mut Vec<u8>>,
+        band: &Raster<Self>,
+    ) -> Result<(), jpeg_encoder::EncodingError>;
+}
+
+impl Encodable for f32 {
+    /// Converted to YCbCr in one pass (clamping, scaling and the transform on whole vectors).
+    fn encode_jpeg(
+        enc: jpeg_encoder::Encoder<&mut Vec<u8>>,
+        band: &Raster,
+    ) -> Result<(), jpeg_encoder::EncodingError> {
+        let mut planes = Default::default();
+        to_ycbcr(band, &mut planes);
+        enc.encode_image(YcbcrPlanes {
+            planes: &planes,
+            width: band.width,
+            height: band.height,
+        })
+    }
+}
+
+impl Encodable for u8 {
+    /// RGB bytes as they are (the encoder converts them with AVX2 where the CPU has it).
+    fn encode_jpeg(
+        enc: jpeg_encoder::Encoder<&mut Vec<u8>>,
+        band: &Raster<u8>,
+    ) -> Result<(), jpeg_encoder::EncodingError> {
+        let (w, h) = (band.width as u16, band.height as u16);
+        if band.channels == 3 {
+            return enc.encode(&band.data, w, h, jpeg_encoder::ColorType::Rgb);
+        }
+        let on_white: Vec<u8> = band
+            .data
+            .chunks_exact(4)
+            .flat_map(|p| {
+                let a = p[3] as u32;
+                // p·a/255 + (255 − a), rounded.
+                [0, 1, 2].map(|i| ((p[i] as u32 * a + (255 - a) * 255 + 127) / 255) as u8)
+            })
+            .collect();
+        enc.encode(&on_white, w, h, jpeg_encoder::ColorType::Rgb)
+    }
 }
 
 /// One baseline JPEG written from strips encoded apart: the first strip's headers (with the

@@ -9,13 +9,56 @@ use lucid_core::geometry::Placement;
 
 use crate::{Ctx, ImagingError};
 
-/// An image in working form. `channels` is 3 (RGB) or 4 (RGBA, straight alpha).
+/// An image in working form (f32 samples, 0–1), or as 8-bit samples where an operation works
+/// on the decoded bytes directly (a plain resample). `channels` is 3 (RGB) or 4 (RGBA,
+/// straight alpha).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Raster {
+pub struct Raster<T = f32> {
     pub width: usize,
     pub height: usize,
     pub channels: usize,
-    pub data: Vec<f32>,
+    pub data: Vec<T>,
+}
+
+/// A sample type rasters hold: f32 (working form) or u8 (as decoded and encoded).
+pub trait Sample: bytemuck::Pod + Default + Send + Sync {
+    /// The resizer's pixel type for 3 or 4 interleaved channels of this sample.
+    fn pixel_type(channels: usize) -> fir::PixelType;
+    /// The samples as 8-bit bytes, as the encoders write them.
+    fn to_bytes(samples: &[Self]) -> std::borrow::Cow<'_, [u8]>;
+}
+
+impl Sample for f32 {
+    fn pixel_type(channels: usize) -> fir::PixelType {
+        if channels == 4 {
+            fir::PixelType::F32x4
+        } else {
+            fir::PixelType::F32x3
+        }
+    }
+
+    fn to_bytes(samples: &[f32]) -> std::borrow::Cow<'_, [u8]> {
+        use rayon::prelude::*;
+        samples
+            .par_iter()
+            .map(|v| to_u8(*v))
+            .collect::<Vec<_>>()
+            .into()
+    }
+}
+
+impl Sample for u8 {
+    fn pixel_type(channels: usize) -> fir::PixelType {
+        if channels == 4 {
+            fir::PixelType::U8x4
+        } else {
+            fir::PixelType::U8x3
+        }
+    }
+
+    fn to_bytes(samples: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+        samples.into()
+    }
 }
 
 /// Rec. 709 luma weights, applied to the sRGB-encoded values (a luma, not a luminance).
@@ -43,23 +86,58 @@ fn filled_in_parallel(len: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Ve
     data
 }
 
-impl Raster {
+impl<T: Sample> Raster<T> {
     pub fn new(width: usize, height: usize, channels: usize) -> Self {
         Raster {
             width,
             height,
             channels,
-            data: vec![0.0; width * height * channels],
+            data: vec![T::default(); width * height * channels],
         }
     }
 
     /// Makes the raster `height` rows tall, keeping its allocation: a buffer filled again
     /// band after band. Rows it already had keep their (stale) samples; callers overwrite them.
     pub fn set_height(&mut self, height: usize) {
-        self.data.resize(self.width * height * self.channels, 0.0);
+        self.data
+            .resize(self.width * height * self.channels, T::default());
         self.height = height;
     }
 
+    pub fn has_alpha(&self) -> bool {
+        self.channels == 4
+    }
+
+    pub fn row_len(&self) -> usize {
+        self.width * self.channels
+    }
+
+    /// The samples as 8-bit bytes.
+    pub fn to_u8(&self) -> Vec<u8> {
+        T::to_bytes(&self.data).into_owned()
+    }
+}
+
+impl Raster<u8> {
+    /// The decoded image's own bytes, when it is 8-bit RGB or RGBA (the image is handed back
+    /// otherwise).
+    pub fn from_dynamic8(img: DynamicImage) -> Result<Self, DynamicImage> {
+        let (width, height) = (img.width() as usize, img.height() as usize);
+        let (channels, data) = match img {
+            DynamicImage::ImageRgb8(rgb) => (3, rgb.into_raw()),
+            DynamicImage::ImageRgba8(rgba) => (4, rgba.into_raw()),
+            other => return Err(other),
+        };
+        Ok(Raster {
+            width,
+            height,
+            channels,
+            data,
+        })
+    }
+}
+
+impl Raster {
     pub fn from_dynamic(img: &DynamicImage) -> Self {
         let (w, h) = (img.width() as usize, img.height() as usize);
         // Blocks of bytes per task, each converted by a loop that vectorises (a per-element
@@ -100,25 +178,12 @@ impl Raster {
         }
     }
 
-    pub fn has_alpha(&self) -> bool {
-        self.channels == 4
-    }
-
-    pub fn row_len(&self) -> usize {
-        self.width * self.channels
-    }
-
     pub fn color_type(&self) -> image::ExtendedColorType {
         if self.has_alpha() {
             image::ExtendedColorType::Rgba8
         } else {
             image::ExtendedColorType::Rgb8
         }
-    }
-
-    pub fn to_u8(&self) -> Vec<u8> {
-        use rayon::prelude::*;
-        self.data.par_iter().map(|v| to_u8(*v)).collect()
     }
 
     /// RGB bytes; transparent pixels composited onto white.
@@ -478,11 +543,11 @@ pub fn resample(ctx: &Ctx, img: &Raster, p: &Placement) -> Result<Raster, Imagin
 /// rows their filter taps reach. The taps sit exactly where they would for the whole image
 /// (the resizer places them by the crop window but clamps them to the source it is given,
 /// which covers them all), so bands join without seams.
-pub(crate) fn resample_into(
-    img: &Raster,
+pub(crate) fn resample_into<T: Sample>(
+    img: &Raster<T>,
     p: &Placement,
     y0: usize,
-    out: &mut [f32],
+    out: &mut [T],
 ) -> Result<(), ImagingError> {
     let c = img.channels;
     let out_w = p.width as usize;
@@ -494,7 +559,7 @@ pub(crate) fn resample_into(
     }
     let letterboxed = p.is_letterboxed();
     if letterboxed {
-        out.fill(0.0);
+        out.fill(T::default());
     }
     // The scaled image: where it sits in the output, and its full height.
     let (dst_x, dst_y, dst_w, dst_h) = if letterboxed {
@@ -529,11 +594,7 @@ pub(crate) fn resample_into(
     let reach = 3.0 * scale_y.max(1.0) + 1.0;
     let r0 = (band_top - reach).floor().max(0.0) as usize;
     let r1 = ((band_top + band_height + reach).ceil() as usize).min(img.height);
-    let pixel_type = if img.has_alpha() {
-        fir::PixelType::F32x4
-    } else {
-        fir::PixelType::F32x3
-    };
+    let pixel_type = T::pixel_type(c);
     let rows = &img.data[r0 * img.row_len()..r1 * img.row_len()];
     let src = fir::images::ImageRef::new(
         img.width as u32,
@@ -552,7 +613,7 @@ pub(crate) fn resample_into(
             band_height.min(r1 as f64 - band_top),
         );
     let first = dst_y + s0 - y0;
-    let resize = |into: &mut [f32]| {
+    let resize = |into: &mut [T]| {
         let mut dst = fir::images::Image::from_slice_u8(
             dst_w as u32,
             (s1 - s0) as u32,
@@ -569,7 +630,7 @@ pub(crate) fn resample_into(
         let row_len = out_w * c;
         resize(&mut out[first * row_len..(first + s1 - s0) * row_len])?;
     } else {
-        let mut scaled = vec![0.0f32; dst_w * c * (s1 - s0)];
+        let mut scaled = vec![T::default(); dst_w * c * (s1 - s0)];
         resize(&mut scaled)?;
         for (i, row) in scaled.chunks_exact(dst_w * c).enumerate() {
             let start = ((first + i) * out_w + dst_x) * c;

@@ -124,6 +124,10 @@ fn the_estimate_covers_the_measured_peak_without_overstating_it() {
     let detail = Settings::from_json(r#"{"original_detail":0.5}"#);
     let half = Settings::from_json(r#"{"strength":0.5}"#);
     let lanczos = Settings::from_json(r#"{"upscaler":"lanczos"}"#);
+    // A plain resample, run on the decoded bytes.
+    let plain = Settings::from_json(
+        r#"{"upscaler":"lanczos","sharpen":0,"denoise":0,"fix_compression":0}"#,
+    );
     let none = Settings::default();
     let resized =
         |width, height| Placement::compute(w, h, Some(width), Some(height), false).unwrap();
@@ -153,6 +157,10 @@ fn the_estimate_covers_the_measured_peak_without_overstating_it() {
         (Endpoint::EnhanceGen, "Redefine", &none, resized(1280, 960), false, OutputFormat::Jpeg),
         (Endpoint::Tool, "Transparency Upscale", &none, resized(1280, 960), true, OutputFormat::Png),
         (Endpoint::Tool, "Transparency Upscale", &lanczos, resized(1280, 960), true, OutputFormat::Png),
+        (Endpoint::Enhance, "Standard V2", &plain, resized(1920, 1440), false, OutputFormat::Jpeg),
+        (Endpoint::Enhance, "Standard V2", &plain, resized(160, 120), false, OutputFormat::Png),
+        (Endpoint::Enhance, "Standard V2", &plain, letterboxed, true, OutputFormat::Jpeg),
+        (Endpoint::Tool, "Transparency Upscale", &plain, resized(1280, 960), true, OutputFormat::Tiff),
     ];
     let mut report = Vec::new();
     for &(endpoint, model, settings, placement, alpha, format) in cases {

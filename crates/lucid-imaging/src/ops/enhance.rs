@@ -324,6 +324,96 @@ pub(crate) fn peak_memory(
     smoothing.max(learned).max(resample)
 }
 
+/// The steps after the resample, for this job.
+fn finish(
+    endpoint: Endpoint,
+    model: &str,
+    s: &Settings,
+    t: &Tuning,
+    iterations: usize,
+    width: usize,
+    placement: &Placement,
+) -> Finish {
+    let scale = (placement.scaled_width as f32 / width as f32).max(1.0);
+    let detail =
+        (s.number("creativity", 3.0) as f32 / 9.0 + s.number("detail", 0.5) as f32).min(1.5);
+    Finish {
+        // Sharpening radius follows the upscale factor: the resampler's softness grows with it.
+        sharpen: (iterations == 0).then(|| {
+            let threshold = if model == "CGI" { 0.0 } else { 0.004 };
+            (0.6 + 0.4 * scale.min(4.0), 1.6 * t.sharpen, threshold)
+        }),
+        generative: (endpoint == Endpoint::EnhanceGen)
+            .then(|| (0.5 * detail, 3.0 * scale.min(4.0), 0.35 * detail)),
+        text_refine: model == "Text Refine",
+        opacity: 1.0,
+    }
+}
+
+/// Whether the job is a plain Lanczos-3 resample (`upscaler=lanczos` with `sharpen`,
+/// `denoise` and `fix_compression` at 0, on a model without extra steps): nothing but the
+/// resample happens, so it can run on the decoded bytes ([`resample_bytes`]).
+pub(crate) fn only_resamples(
+    endpoint: Endpoint,
+    model: &str,
+    s: &Settings,
+    (width, height): (usize, usize),
+    placement: &Placement,
+) -> bool {
+    let plan = plan(endpoint, model, s, (width, height), placement);
+    let t = &plan.tuning;
+    let finish = finish(endpoint, model, s, t, plan.iterations, width, placement);
+    plan.learned == 0
+        && plan.iterations == 0
+        && t.denoise.max(t.fix_compression) <= 0.0
+        && finish.masks().is_empty()
+        && !finish.text_refine
+}
+
+/// The rows of a plain resample computed from the decoded 8-bit image, as the encoder asks:
+/// no f32 copy of the image, 8-bit resizing (a quarter of the bytes to move) and bands the
+/// encoders take as they are. Matches the f32 resample to within a level of rounding.
+pub(crate) fn resample_bytes<'a>(
+    ctx: &'a Ctx<'a>,
+    source: Raster<u8>,
+    placement: Placement,
+) -> ResampledBytes<'a> {
+    ctx.plan_passes(1);
+    ResampledBytes {
+        ctx,
+        source,
+        placement,
+    }
+}
+
+pub(crate) struct ResampledBytes<'a> {
+    ctx: &'a Ctx<'a>,
+    source: Raster<u8>,
+    placement: Placement,
+}
+
+impl RowSource<u8> for ResampledBytes<'_> {
+    fn width(&self) -> usize {
+        self.placement.width as usize
+    }
+
+    fn height(&self) -> usize {
+        self.placement.height as usize
+    }
+
+    fn channels(&self) -> usize {
+        self.source.channels
+    }
+
+    fn fill(&mut self, y0: usize, band: &mut Raster<u8>) -> Result<(), ImagingError> {
+        self.ctx.check()?;
+        resample_into(&self.source, &self.placement, y0, &mut band.data)?;
+        self.ctx
+            .advance((y0 + band.height) as f32 / self.height() as f32);
+        Ok(())
+    }
+}
+
 pub fn run<'a>(
     ctx: &'a Ctx<'a>,
     endpoint: Endpoint,
@@ -332,7 +422,6 @@ pub fn run<'a>(
     img: Raster,
     placement: &Placement,
 ) -> Result<Output<'a>, ImagingError> {
-    let generative = endpoint == Endpoint::EnhanceGen;
     let Plan {
         tuning: t,
         learned,
@@ -347,19 +436,7 @@ pub fn run<'a>(
         0.0
     };
     let smooths = smoothing > 0.02;
-    let scale = (placement.scaled_width as f32 / img.width as f32).max(1.0);
-    let detail =
-        (s.number("creativity", 3.0) as f32 / 9.0 + s.number("detail", 0.5) as f32).min(1.5);
-    let finish = Finish {
-        // Sharpening radius follows the upscale factor: the resampler's softness grows with it.
-        sharpen: (iterations == 0).then(|| {
-            let threshold = if model == "CGI" { 0.0 } else { 0.004 };
-            (0.6 + 0.4 * scale.min(4.0), 1.6 * t.sharpen, threshold)
-        }),
-        generative: generative.then(|| (0.5 * detail, 3.0 * scale.min(4.0), 0.35 * detail)),
-        text_refine: model == "Text Refine",
-        opacity: 1.0,
-    };
+    let finish = finish(endpoint, model, s, &t, iterations, img.width, placement);
     // Passes: the smoothing, then the streamed rows as one, or the resample, two per
     // back-projection round and three per unsharp mask.
     ctx.plan_passes(
