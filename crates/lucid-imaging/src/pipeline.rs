@@ -107,12 +107,7 @@ pub fn peak_memory(job: &Job, input: &codec::ImageInfo) -> u64 {
     let channels = if input.alpha { 4 } else { 3 };
     let size = (input.width as usize, input.height as usize);
     if only_resamples(job, size) && input.decoded_bytes_per_pixel as usize == channels {
-        // The decoded bytes (and a rotated copy), the resizer's scratch for a band, and the
-        // encoder's 8-bit bands.
-        let decoded = pixels * channels as u64 * 2;
-        let scratch = 2 * job.placement.width as u64 * 192 * channels as u64;
-        return decoded
-            + scratch
+        return ops::enhance::resample_bytes_memory(pixels, channels, &job.placement)
             + codec::encoder_memory(job.placement.width as usize, channels, 1, job.format);
     }
     // One working raster (f32 per channel) of the input's size.
