@@ -9,10 +9,8 @@ use lucid_core::OutputFormat;
 use lucid_core::geometry::MAX_SIDE;
 
 use crate::ImagingError;
+use crate::jpeg;
 use crate::raster::{Raster, Sample};
-
-/// JPEG quality of every JPEG lucid writes.
-pub const JPEG_QUALITY: u8 = 92;
 
 /// Largest input lucid decodes, in pixels (the spec's 512 MP input cap).
 pub const MAX_INPUT_PIXELS: u64 = 512_000_000;
@@ -534,9 +532,9 @@ impl<T: Sample> RowSource<T> for Prefetched<T> {
 
 /// Encodes rows as the source yields them, so only a few bands of the output are ever held
 /// as pixels: PNG through a streaming writer, TIFF strip by strip, JPEG as strips encoded in
-/// parallel and joined by restart markers (see [`JpegStrips`]; baseline, 4:2:0 like
-/// libjpeg's, Pillow's and OpenCV's defaults; AVX2 DCT where the CPU has it). Embeds the ICC
-/// profile (all three) and the EXIF block (JPEG, PNG).
+/// parallel and joined by restart markers (see [`jpeg`]: baseline, 4:2:0 like libjpeg's,
+/// Pillow's and OpenCV's defaults). Embeds the ICC profile (all three) and the EXIF block
+/// (JPEG, PNG).
 pub fn encode_rows<T: Encodable, W: Write + Seek>(
     source: &mut dyn RowSource<T>,
     format: OutputFormat,
@@ -549,12 +547,14 @@ pub fn encode_rows<T: Encodable, W: Write + Seek>(
         OutputFormat::Jpeg => {
             use rayon::prelude::*;
             let rows = band_rows(w, c);
-            let mut jpeg = JpegStrips::new(out, w, h, rows)?;
+            let mut jpeg = jpeg::Strips::new(out, w, h, rows, meta)?;
             let at_once = rayon::current_num_threads().clamp(1, JPEG_STRIPS_AT_ONCE);
-            let mut bands: Vec<Raster<T>> = (0..at_once).map(|_| Raster::new(w, 0, c)).collect();
+            let mut bands: Vec<(Raster<T>, jpeg::Planes)> = (0..at_once)
+                .map(|_| (Raster::new(w, 0, c), jpeg::Planes::default()))
+                .collect();
             for batch_y0 in (0..h).step_by(rows * at_once) {
                 let mut filled = 0;
-                for (i, band) in bands.iter_mut().enumerate() {
+                for (i, (band, _)) in bands.iter_mut().enumerate() {
                     let y0 = batch_y0 + i * rows;
                     if y0 >= h {
                         break;
@@ -564,13 +564,9 @@ pub fn encode_rows<T: Encodable, W: Write + Seek>(
                     filled += 1;
                 }
                 let strips = bands[..filled]
-                    .par_iter()
-                    .enumerate()
-                    .map(|(i, band)| {
-                        let first = batch_y0 == 0 && i == 0;
-                        encode_jpeg_strip(band, first.then_some(meta))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .par_iter_mut()
+                    .map(|(band, planes)| encode_jpeg_strip(band, planes))
+                    .collect::<Vec<_>>();
                 for strip in &strips {
                     jpeg.push(strip)?;
                 }
@@ -658,220 +654,83 @@ where
     image.finish().map_err(enc_err)
 }
 
-/// One band as a complete baseline JPEG of its own, with the ICC profile and EXIF block
-/// when `meta` is given (the first strip, whose headers become the image's).
-fn encode_jpeg_strip<T: Encodable>(
-    band: &Raster<T>,
-    meta: Option<&Metadata>,
-) -> Result<Vec<u8>, ImagingError> {
-    let enc_err = |e: jpeg_encoder::EncodingError| ImagingError::Encode(e.to_string());
-    let mut bytes = Vec::new();
-    let mut enc = jpeg_encoder::Encoder::new(&mut bytes, JPEG_QUALITY);
-    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
-    // Each chroma sample the mean of its 2×2 pixels, as libjpeg does; the default takes the
-    // top-left one, which turns fine colour detail into false colour.
-    enc.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
-    if let Some(meta) = meta {
-        if let Some(icc) = &meta.icc {
-            enc.add_icc_profile(icc).map_err(enc_err)?;
-        }
-        // An APP1 segment holds at most 64 KiB; a larger EXIF block is left out.
-        if let Some(exif) = meta.exif.as_ref().filter(|e| e.len() <= 65_000) {
-            enc.add_app_segment(1, [b"Exif\0\0".as_slice(), exif].concat())
-                .map_err(enc_err)?;
-        }
-    }
-    T::encode_jpeg(enc, band).map_err(enc_err)?;
-    Ok(bytes)
+/// One band's coded data (see [`jpeg::encode_strip`]), through `planes`.
+fn encode_jpeg_strip<T: Encodable>(band: &Raster<T>, planes: &mut jpeg::Planes) -> Vec<u8> {
+    T::to_ycbcr(band, planes);
+    let mut data = Vec::with_capacity(band.width * band.height / 2);
+    jpeg::encode_strip(planes, &mut data);
+    data
 }
 
-/// Samples the encoders take: each kind hands a band to the JPEG encoder its own fastest way.
+/// Samples the JPEG encoder takes: each kind turned into Y, Cb and Cr its own fastest way.
 pub trait Encodable: Sample {
-    /// Encodes the band as a JPEG, any alpha composited onto white.
-    fn encode_jpeg(
-        enc: jpeg_encoder::Encoder<&mut Vec<u8>>,
-        band: &Raster<Self>,
-    ) -> Result<(), jpeg_encoder::EncodingError>;
+    /// The band as JFIF Y, Cb and Cr planes (BT.601 full range), any alpha composited onto
+    /// white.
+    fn to_ycbcr(band: &Raster<Self>, planes: &mut jpeg::Planes);
 }
 
 impl Encodable for f32 {
-    /// Converted to YCbCr in one pass (clamping, scaling and the transform on whole vectors).
-    fn encode_jpeg(
-        enc: jpeg_encoder::Encoder<&mut Vec<u8>>,
-        band: &Raster,
-    ) -> Result<(), jpeg_encoder::EncodingError> {
-        let mut planes = Default::default();
-        to_ycbcr(band, &mut planes);
-        enc.encode_image(YcbcrPlanes {
-            planes: &planes,
-            width: band.width,
-            height: band.height,
+    fn to_ycbcr(band: &Raster, planes: &mut jpeg::Planes) {
+        let c = band.channels;
+        planes.fill(band, |row, ys, cbs, crs| {
+            floats_to_ycbcr(row, c, ys, cbs, crs)
         })
     }
 }
 
 impl Encodable for u8 {
-    /// RGB bytes as they are (the encoder converts them with AVX2 where the CPU has it).
-    fn encode_jpeg(
-        enc: jpeg_encoder::Encoder<&mut Vec<u8>>,
-        band: &Raster<u8>,
-    ) -> Result<(), jpeg_encoder::EncodingError> {
-        let (w, h) = (band.width as u16, band.height as u16);
-        if band.channels == 3 {
-            return enc.encode(&band.data, w, h, jpeg_encoder::ColorType::Rgb);
-        }
-        let on_white: Vec<u8> = band
-            .data
-            .chunks_exact(4)
-            .flat_map(|p| {
-                let a = p[3] as u32;
-                // p·a/255 + (255 − a), rounded.
-                [0, 1, 2].map(|i| ((p[i] as u32 * a + (255 - a) * 255 + 127) / 255) as u8)
-            })
-            .collect();
-        enc.encode(&on_white, w, h, jpeg_encoder::ColorType::Rgb)
-    }
-}
-
-/// One baseline JPEG written from strips encoded apart: the first strip's headers (with the
-/// whole image's height, and a restart interval of one strip), then every strip's
-/// entropy-coded data, a restart marker between each two. A restart resets all that the data
-/// depends on from before it (the DC predictions; each strip starts byte-aligned), so strips
-/// encoded on their own decode as one image, identical to encoding it whole.
-struct JpegStrips<W> {
-    out: W,
-    width: usize,
-    height: usize,
-    rows: usize,
-    written: usize,
-}
-
-impl<W: Write> JpegStrips<W> {
-    fn new(out: W, width: usize, height: usize, rows: usize) -> Result<Self, ImagingError> {
-        if width > u16::MAX as usize || height > u16::MAX as usize {
-            return Err(ImagingError::Encode(format!(
-                "JPEG holds at most 65535 pixels a side, not {width}x{height}"
-            )));
-        }
-        Ok(JpegStrips {
-            out,
-            width,
-            height,
-            rows,
-            written: 0,
-        })
-    }
-
-    fn push(&mut self, strip: &[u8]) -> Result<(), ImagingError> {
-        let malformed =
-            || ImagingError::Encode("the JPEG encoder wrote an unexpected strip".into());
-        let Some((0xDA, sos, sos_len)) = jpeg_segments(strip).last() else {
-            return Err(malformed());
-        };
-        let data_start = sos + 2 + sos_len;
-        if !strip.ends_with(&[0xFF, 0xD9]) || data_start > strip.len() - 2 {
-            return Err(malformed());
-        }
-        let data = &strip[data_start..strip.len() - 2];
-        let io = |e: std::io::Error| ImagingError::Encode(e.to_string());
-        if self.written == 0 {
-            let mut header = strip[..sos].to_vec();
-            let (_, sof, _) = jpeg_segments(strip)
-                .find(|&(marker, _, _)| marker == 0xC0)
-                .ok_or_else(malformed)?;
-            header[sof + 5..sof + 7].copy_from_slice(&(self.height as u16).to_be_bytes());
-            if self.height > self.rows {
-                // Restart interval, in MCUs (16×16 pixels at 4:2:0): one strip. At most
-                // 4096 × 8, within its 16 bits.
-                let interval = (self.width.div_ceil(16) * self.rows / 16) as u16;
-                header.extend_from_slice(&[0xFF, 0xDD, 0, 4]);
-                header.extend_from_slice(&interval.to_be_bytes());
-            }
-            self.out.write_all(&header).map_err(io)?;
-            self.out.write_all(&strip[sos..data_start]).map_err(io)?;
-        } else {
-            let rst = 0xD0 + ((self.written - 1) % 8) as u8;
-            self.out.write_all(&[0xFF, rst]).map_err(io)?;
-        }
-        self.out.write_all(data).map_err(io)?;
-        self.written += 1;
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<W, ImagingError> {
-        if self.written != self.height.div_ceil(self.rows) {
-            return Err(ImagingError::Encode(format!(
-                "{} JPEG strips written of {}",
-                self.written,
-                self.height.div_ceil(self.rows)
-            )));
-        }
-        self.out
-            .write_all(&[0xFF, 0xD9])
-            .map_err(|e| ImagingError::Encode(e.to_string()))?;
-        Ok(self.out)
-    }
-}
-
-/// A band's Y, Cb and Cr planes as the JPEG encoder reads them, a row at a time.
-struct YcbcrPlanes<'a> {
-    planes: &'a [Vec<u8>; 3],
-    width: usize,
-    height: usize,
-}
-
-impl jpeg_encoder::ImageBuffer for YcbcrPlanes<'_> {
-    fn get_jpeg_color_type(&self) -> jpeg_encoder::JpegColorType {
-        jpeg_encoder::JpegColorType::Ycbcr
-    }
-
-    fn width(&self) -> u16 {
-        self.width as u16
-    }
-
-    fn height(&self) -> u16 {
-        self.height as u16
-    }
-
-    fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
-        let at = y as usize * self.width;
-        for (buffer, plane) in buffers.iter_mut().zip(self.planes) {
-            buffer.extend_from_slice(&plane[at..at + self.width]);
-        }
-    }
-}
-
-/// The band as JFIF Y, Cb and Cr planes (BT.601 full range), any alpha composited onto white;
-/// rows in parallel.
-fn to_ycbcr(band: &Raster, planes: &mut [Vec<u8>; 3]) {
-    use rayon::prelude::*;
-    let (w, c) = (band.width, band.channels);
-    for plane in planes.iter_mut() {
-        plane.resize(w * band.height, 0);
-    }
-    let [ys, cbs, crs] = planes;
-    band.data
-        .par_chunks_exact(w * c)
-        .zip(ys.par_chunks_exact_mut(w))
-        .zip(cbs.par_chunks_exact_mut(w))
-        .zip(crs.par_chunks_exact_mut(w))
-        .for_each(|(((row, ys), cbs), crs)| {
+    fn to_ycbcr(band: &Raster<u8>, planes: &mut jpeg::Planes) {
+        let c = band.channels;
+        planes.fill(band, |row, ys, cbs, crs| {
             #[cfg(target_arch = "x86_64")]
             if c == 3 && std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU has AVX2, checked just above.
-                unsafe { rgb_row_to_ycbcr_avx2(row, ys, cbs, crs) };
+                unsafe { rgb8_row_to_ycbcr_avx2(row, ys, cbs, crs) };
                 return;
             }
-            match c {
-                4 => row_to_ycbcr::<4>(row, ys, cbs, crs),
-                _ => row_to_ycbcr::<3>(row, ys, cbs, crs),
-            }
-        });
+            bytes_to_ycbcr(row, c, ys, cbs, crs)
+        })
+    }
 }
 
-/// [`row_to_ycbcr`] for RGB, eight pixels at a time: each channel is pulled out of the
-/// interleaved samples with two blends and a permute, so the arithmetic runs on whole vectors
-/// (the compiler leaves the interleaved loop scalar).
+/// One row of RGB or RGBA in 0..=1 as Y, Cb and Cr: clamping, scaling and the transform on
+/// whole vectors where the CPU has AVX2.
+fn floats_to_ycbcr(row: &[f32], channels: usize, ys: &mut [u8], cbs: &mut [u8], crs: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if channels == 3 && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        unsafe { rgb_row_to_ycbcr_avx2(row, ys, cbs, crs) };
+        return;
+    }
+    match channels {
+        4 => row_to_ycbcr::<4>(row, ys, cbs, crs),
+        _ => row_to_ycbcr::<3>(row, ys, cbs, crs),
+    }
+}
+
+/// Bytes made floats a few pixels at a time and converted as those are: RGBA, CPUs without
+/// AVX2, and the vector path's last pixels.
+fn bytes_to_ycbcr(row: &[u8], channels: usize, ys: &mut [u8], cbs: &mut [u8], crs: &mut [u8]) {
+    const PIXELS: usize = 64;
+    let mut floats = [0f32; PIXELS * 4];
+    let chunks = row
+        .chunks(PIXELS * channels)
+        .zip(ys.chunks_mut(PIXELS))
+        .zip(cbs.chunks_mut(PIXELS))
+        .zip(crs.chunks_mut(PIXELS));
+    for (((bytes, ys), cbs), crs) in chunks {
+        let floats = &mut floats[..bytes.len()];
+        for (f, &b) in floats.iter_mut().zip(bytes) {
+            *f = b as f32 * (1.0 / 255.0);
+        }
+        match channels {
+            4 => row_to_ycbcr::<4>(floats, ys, cbs, crs),
+            _ => row_to_ycbcr::<3>(floats, ys, cbs, crs),
+        }
+    }
+}
+
+/// [`row_to_ycbcr`] for RGB, eight pixels at a time: see [`ycbcr8_avx2`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn rgb_row_to_ycbcr_avx2(row: &[f32], ys: &mut [u8], cbs: &mut [u8], crs: &mut [u8]) {
@@ -883,6 +742,60 @@ fn rgb_row_to_ycbcr_avx2(row: &[f32], ys: &mut [u8], cbs: &mut [u8], crs: &mut [
         _mm256_set1_ps(255.0),
     );
     let level = |v: __m256| _mm256_mul_ps(_mm256_min_ps(_mm256_max_ps(v, zero), one), full);
+    for x in (0..n).step_by(8) {
+        let p = &row[x * 3..x * 3 + 24];
+        // SAFETY: `p` holds 24 floats: three unaligned loads of eight.
+        let (v0, v1, v2) = unsafe {
+            (
+                _mm256_loadu_ps(p.as_ptr()),
+                _mm256_loadu_ps(p.as_ptr().add(8)),
+                _mm256_loadu_ps(p.as_ptr().add(16)),
+            )
+        };
+        let [y, cb, cr] = [&mut *ys, &mut *cbs, &mut *crs].map(|plane| eight(plane, x));
+        ycbcr8_avx2([level(v0), level(v1), level(v2)], y, cb, cr);
+    }
+    row_to_ycbcr::<3>(&row[n * 3..], &mut ys[n..], &mut cbs[n..], &mut crs[n..]);
+}
+
+/// [`rgb_row_to_ycbcr_avx2`] for bytes: each eight widened to floats in one instruction.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn rgb8_row_to_ycbcr_avx2(row: &[u8], ys: &mut [u8], cbs: &mut [u8], crs: &mut [u8]) {
+    use std::arch::x86_64::*;
+    let n = ys.len().min(row.len() / 3) / 8 * 8;
+    for x in (0..n).step_by(8) {
+        let p = &row[x * 3..x * 3 + 24];
+        // SAFETY: `p` holds 24 bytes: three unaligned 8-byte loads.
+        let [v0, v1, v2] = [0, 8, 16].map(|at| unsafe {
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                p.as_ptr().add(at).cast(),
+            )))
+        });
+        let [y, cb, cr] = [&mut *ys, &mut *cbs, &mut *crs].map(|plane| eight(plane, x));
+        ycbcr8_avx2([v0, v1, v2], y, cb, cr);
+    }
+    bytes_to_ycbcr(&row[n * 3..], 3, &mut ys[n..], &mut cbs[n..], &mut crs[n..]);
+}
+
+/// The eight samples of a plane from `x`.
+fn eight(plane: &mut [u8], x: usize) -> &mut [u8; 8] {
+    (&mut plane[x..x + 8]).try_into().unwrap()
+}
+
+/// Eight interleaved RGB pixels (24 samples in three vectors, 0..=255) as eight Y, Cb and Cr:
+/// each channel is pulled out of the interleaved samples with two blends and a permute, so
+/// the arithmetic runs on whole vectors (the compiler leaves the interleaved loop scalar).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn ycbcr8_avx2(
+    [v0, v1, v2]: [std::arch::x86_64::__m256; 3],
+    ys: &mut [u8; 8],
+    cbs: &mut [u8; 8],
+    crs: &mut [u8; 8],
+) {
+    use std::arch::x86_64::*;
     let weigh = |(r, g, b): (__m256, __m256, __m256), [wr, wg, wb, offset]: [f32; 4]| {
         let sum = _mm256_add_ps(
             _mm256_add_ps(
@@ -899,37 +812,24 @@ fn rgb_row_to_ycbcr_avx2(row: &[f32], ys: &mut [u8], cbs: &mut [u8], crs: &mut [
         let high = _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(bytes)) as u32;
         (u64::from(high) << 32 | u64::from(low)).to_le_bytes()
     };
-    for x in (0..n).step_by(8) {
-        let p = &row[x * 3..x * 3 + 24];
-        // SAFETY: `p` holds 24 floats: three unaligned loads of eight.
-        let (v0, v1, v2) = unsafe {
-            (
-                _mm256_loadu_ps(p.as_ptr()),
-                _mm256_loadu_ps(p.as_ptr().add(8)),
-                _mm256_loadu_ps(p.as_ptr().add(16)),
-            )
-        };
-        // v0 = r0 g0 b0 r1 g1 b1 r2 g2, v1 = b2 r3 g3 b3 r4 g4 b4 r5, v2 = g5 b5 r6 g6 b6 r7 g7 b7:
-        // each channel sits at distinct positions of the three, so two blends gather it and
-        // a permute puts it in order.
-        let r = _mm256_permutevar8x32_ps(
-            _mm256_blend_ps::<0b0010_0100>(_mm256_blend_ps::<0b1001_0010>(v0, v1), v2),
-            _mm256_setr_epi32(0, 3, 6, 1, 4, 7, 2, 5),
-        );
-        let g = _mm256_permutevar8x32_ps(
-            _mm256_blend_ps::<0b0100_1001>(_mm256_blend_ps::<0b0010_0100>(v0, v1), v2),
-            _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6),
-        );
-        let b = _mm256_permutevar8x32_ps(
-            _mm256_blend_ps::<0b1001_0010>(_mm256_blend_ps::<0b0100_1001>(v0, v1), v2),
-            _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7),
-        );
-        let rgb = (level(r), level(g), level(b));
-        ys[x..x + 8].copy_from_slice(&weigh(rgb, YCBCR[0]));
-        cbs[x..x + 8].copy_from_slice(&weigh(rgb, YCBCR[1]));
-        crs[x..x + 8].copy_from_slice(&weigh(rgb, YCBCR[2]));
-    }
-    row_to_ycbcr::<3>(&row[n * 3..], &mut ys[n..], &mut cbs[n..], &mut crs[n..]);
+    // v0 = r0 g0 b0 r1 g1 b1 r2 g2, v1 = b2 r3 g3 b3 r4 g4 b4 r5, v2 = g5 b5 r6 g6 b6 r7 g7 b7:
+    // each channel sits at distinct positions of the three, so two blends gather it and a
+    // permute puts it in order.
+    let r = _mm256_permutevar8x32_ps(
+        _mm256_blend_ps::<0b0010_0100>(_mm256_blend_ps::<0b1001_0010>(v0, v1), v2),
+        _mm256_setr_epi32(0, 3, 6, 1, 4, 7, 2, 5),
+    );
+    let g = _mm256_permutevar8x32_ps(
+        _mm256_blend_ps::<0b0100_1001>(_mm256_blend_ps::<0b0010_0100>(v0, v1), v2),
+        _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6),
+    );
+    let b = _mm256_permutevar8x32_ps(
+        _mm256_blend_ps::<0b1001_0010>(_mm256_blend_ps::<0b0100_1001>(v0, v1), v2),
+        _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7),
+    );
+    *ys = weigh((r, g, b), YCBCR[0]);
+    *cbs = weigh((r, g, b), YCBCR[1]);
+    *crs = weigh((r, g, b), YCBCR[2]);
 }
 
 /// JFIF's full-range BT.601 transform: the R, G and B weights and the offset of Y, Cb and Cr.
@@ -1096,7 +996,17 @@ mod tests {
             *v = 0.5 + 0.4 * ((x as f32 * 0.1 + c as f32).sin() * (y as f32 * 0.05).cos());
         }
         let striped = encode(&raster, OutputFormat::Jpeg).unwrap();
-        let whole = encode_jpeg_strip(&raster, None).unwrap();
+        let mut one = jpeg::Strips::new(
+            Vec::new(),
+            w,
+            h,
+            h.next_multiple_of(16),
+            &Metadata::default(),
+        )
+        .unwrap();
+        one.push(&encode_jpeg_strip(&raster, &mut Default::default()))
+            .unwrap();
+        let whole = one.finish().unwrap();
         let (_, sos, len) = jpeg_segments(&striped).last().unwrap();
         let restarts: Vec<u8> = striped[sos + 2 + len..]
             .windows(2)

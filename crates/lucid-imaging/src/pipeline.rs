@@ -293,23 +293,20 @@ mod tests {
             &[0, 0, 0, 0],
         ]
         .concat();
-        let rgb: Vec<u8> = (0..16 * 8)
-            .flat_map(|i| {
-                if i % 16 < 8 {
-                    [220, 30, 30]
-                } else {
-                    [30, 30, 220]
-                }
-            })
-            .collect();
-        let mut out = Vec::new();
-        let mut enc = jpeg_encoder::Encoder::new(&mut out, 95);
-        enc.add_icc_profile(icc).unwrap();
-        enc.add_app_segment(1, [b"Exif\0\0".as_slice(), &exif].concat())
-            .unwrap();
-        enc.encode(&rgb, 16, 8, jpeg_encoder::ColorType::Rgb)
-            .unwrap();
-        out
+        let mut raster = Raster::new(16, 8, 3);
+        for (i, p) in raster.data.chunks_exact_mut(3).enumerate() {
+            let colour = if i % 16 < 8 {
+                [220, 30, 30]
+            } else {
+                [30, 30, 220]
+            };
+            p.copy_from_slice(&colour.map(|v| v as f32 / 255.0));
+        }
+        let meta = codec::Metadata {
+            icc: Some(icc.to_vec()),
+            exif: Some(exif),
+        };
+        codec::encode_with_metadata(&raster, OutputFormat::Jpeg, &meta).unwrap()
     }
 
     #[test]

@@ -538,6 +538,22 @@ pub fn resample(ctx: &Ctx, img: &Raster, p: &Placement) -> Result<Raster, Imagin
     Ok(out)
 }
 
+/// The Lanczos-3 kernel, sinc(x)·sinc(x/3), with one sine instead of two: for s = sin(πx/3),
+/// sin(πx) = 3s − 4s³, so the product is 3s²(3 − 4s²)/(πx)². The resizer evaluates it for
+/// every tap of every band (each band computes its own weights), where the second sine was a
+/// tenth of a plain upscale's time.
+fn lanczos3(x: f64) -> f64 {
+    use std::f64::consts::PI;
+    if x == 0.0 {
+        1.0
+    } else if (-3.0..3.0).contains(&x) {
+        let s2 = (x * PI / 3.0).sin().powi(2);
+        3.0 * s2 * (3.0 - 4.0 * s2) / (PI * x).powi(2)
+    } else {
+        0.0
+    }
+}
+
 /// Output rows from `y0` of the resampled image into `out` (whole rows, every sample written,
 /// the letterbox with zeros, so `out` may hold anything before), computed from only the source
 /// rows their filter taps reach. The taps sit exactly where they would for the whole image
@@ -604,7 +620,9 @@ pub(crate) fn resample_into<T: Sample>(
     )
     .map_err(|e| ImagingError::Decode(e.to_string()))?;
     let options = fir::ResizeOptions::new()
-        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3))
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Custom(
+            fir::Filter::new("Lanczos3", lanczos3, 3.0).expect("a positive support"),
+        )))
         // The window can overshoot the source by a rounding error; the resizer refuses that.
         .crop(
             left,
@@ -643,6 +661,31 @@ pub(crate) fn resample_into<T: Sample>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-sine kernel is sinc(x)·sinc(x/3) everywhere in and around its support.
+    #[test]
+    fn lanczos3_is_the_product_of_two_sincs() {
+        let sinc = |x: f64| {
+            if x == 0.0 {
+                1.0
+            } else {
+                (x * std::f64::consts::PI).sin() / (x * std::f64::consts::PI)
+            }
+        };
+        for i in -4000..=4000 {
+            let x = i as f64 / 1000.0;
+            let expected = if x.abs() < 3.0 {
+                sinc(x) * sinc(x / 3.0)
+            } else {
+                0.0
+            };
+            assert!(
+                (lanczos3(x) - expected).abs() < 1e-12,
+                "at {x}: {}",
+                lanczos3(x)
+            );
+        }
+    }
     use crate::Cancel;
 
     #[test]
