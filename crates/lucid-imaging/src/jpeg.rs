@@ -213,11 +213,16 @@ impl<W: Write> Strips<W> {
                 "JPEG holds 1 to 65535 pixels a side, not {width}x{height}"
             )));
         }
-        debug_assert!(rows.is_multiple_of(16));
         let strips = height.div_ceil(rows);
-        // Restart interval, in MCUs (16×16 pixels): one strip. Bands are at most 128 rows
-        // of at most 65535 pixels: 4096 × 8 MCUs, within its 16 bits.
-        let interval = (strips > 1).then(|| (width.div_ceil(16) * rows / 16) as u16);
+        // Restart interval, in MCUs (16×16 pixels): one strip. The encoder's bands (at most
+        // 128 rows of at most 65535 pixels: 4096 × 8 MCUs) are within its 16 bits.
+        let mcus = width.div_ceil(16) * rows / 16;
+        if !rows.is_multiple_of(16) || (strips > 1 && mcus > u16::MAX as usize) {
+            return Err(ImagingError::Encode(format!(
+                "JPEG strips of {rows} rows at {width} pixels are not whole restart intervals"
+            )));
+        }
+        let interval = (strips > 1).then_some(mcus as u16);
         let header = header(width as u16, height as u16, interval, meta);
         out.write_all(&header).map_err(io_error)?;
         Ok(Strips {
