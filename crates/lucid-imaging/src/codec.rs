@@ -983,6 +983,38 @@ mod tests {
         assert_eq!(vector, scalar);
     }
 
+    /// The 8-bit vector conversion gives the scalar path's bytes to within one level (the
+    /// scalar path goes through 0..=1 and back), with a row that does not fill its last vector.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vector_ycbcr_of_bytes_matches_the_scalar_conversion() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let n = 8 * 37 + 5;
+        let row: Vec<u8> = (0..3 * n).map(|i| ((i * 7919) % 256) as u8).collect();
+        let convert = |vector: bool| {
+            let mut planes = [vec![0u8; n], vec![0u8; n], vec![0u8; n]];
+            let [ys, cbs, crs] = &mut planes;
+            if vector {
+                // SAFETY: the CPU has AVX2, checked above.
+                unsafe { rgb8_row_to_ycbcr_avx2(&row, ys, cbs, crs) };
+            } else {
+                bytes_to_ycbcr(&row, 3, ys, cbs, crs);
+            }
+            planes
+        };
+        let (vector, scalar) = (convert(true), convert(false));
+        let samples = || vector.iter().flatten().zip(scalar.iter().flatten());
+        let worst = samples().map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+        let differ = samples().filter(|(a, b)| a != b).count();
+        assert!(
+            worst <= 1 && differ * 100 <= 3 * n,
+            "worst {worst}, {differ} of {}",
+            3 * n
+        );
+    }
+
     /// Strips encoded apart and joined by restart markers decode to exactly the pixels of the
     /// image encoded whole, with rows past the last full strip and columns past the last MCU,
     /// and the restart markers cycling through all eight.
