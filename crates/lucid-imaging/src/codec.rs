@@ -4,6 +4,7 @@
 
 use std::io::{Cursor, Seek, Write};
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use lucid_core::OutputFormat;
 use lucid_core::geometry::MAX_SIDE;
@@ -20,12 +21,16 @@ pub const MAX_INPUT_PIXELS: u64 = 512_000_000;
 pub struct ImageInfo {
     /// `jpeg`, `png` or `tiff`.
     pub format: &'static str,
+    /// The size as shown, its EXIF orientation applied (decoding applies it).
     pub width: u32,
     pub height: u32,
     /// Bytes a decoded pixel takes (3 for 8-bit RGB, 8 for 16-bit RGBA, …).
     pub decoded_bytes_per_pixel: u8,
     /// Whether the image has an alpha channel (it is then worked on as RGBA).
     pub alpha: bool,
+    /// Whether it can decode reduced (see [`ImageInfo::decoded_size`]): a sequential
+    /// Huffman-coded JPEG of 8-bit grey or colour samples.
+    pub reduces: bool,
 }
 
 fn format_name(f: ImageFormat) -> Option<&'static str> {
@@ -52,7 +57,28 @@ impl ImageInfo {
             height,
             decoded_bytes_per_pixel,
             alpha,
+            reduces: false,
         }
+    }
+
+    /// The size the image decodes at when it is about to be resampled to `target` (both as
+    /// shown; see [`decode_image_toward`]): one that [`reduces`](Self::reduces) at the
+    /// smallest of 1/8, 1/4 and 1/2 of its size that leaves at least twice `target` on both
+    /// sides; anything else whole.
+    pub fn decoded_size(&self, target: Option<(u32, u32)>) -> (u32, u32) {
+        let k = self.reduction(target);
+        (self.width.div_ceil(k), self.height.div_ceil(k))
+    }
+
+    /// The divisor behind [`ImageInfo::decoded_size`]: 1, 2, 4 or 8.
+    fn reduction(&self, target: Option<(u32, u32)>) -> u32 {
+        let Some((w, h)) = target.filter(|_| self.reduces) else {
+            return 1;
+        };
+        [8, 4, 2]
+            .into_iter()
+            .find(|k| self.width.div_ceil(*k) >= 2 * w && self.height.div_ceil(*k) >= 2 * h)
+            .unwrap_or(1)
     }
 }
 
@@ -68,12 +94,18 @@ pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
         .format()
         .and_then(format_name)
         .ok_or_else(|| ImagingError::Decode("not a JPEG, PNG or TIFF image".into()))?;
-    let decoder = reader
+    let mut decoder = reader
         .into_decoder()
         .map_err(|e| ImagingError::Decode(e.to_string()))?;
     let (width, height) = decoder.dimensions();
     let color = decoder.color_type();
     check_size(width, height)?;
+    // Geometry is planned on the image as it is shown: decoding applies the orientation.
+    let (width, height) = if decoder.orientation().is_ok_and(turns) {
+        (height, width)
+    } else {
+        (width, height)
+    };
     if !is_complete(format, bytes) {
         return Err(ImagingError::Decode("the file is truncated".into()));
     }
@@ -83,7 +115,19 @@ pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
         height,
         decoded_bytes_per_pixel: color.bytes_per_pixel(),
         alpha: color.has_alpha(),
+        reduces: format == "jpeg" && jpeg_reduces(bytes),
     })
+}
+
+/// Whether an EXIF orientation swaps the image's width and height.
+fn turns(orientation: Orientation) -> bool {
+    matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
 }
 
 /// Whether the file's structure runs to its end marker, found without decoding pixels: PNG
@@ -109,9 +153,11 @@ fn is_complete(format: &str, b: &[u8]) -> bool {
         "jpeg" => {
             // EOI cannot appear inside scan data, so one after the first scan ends the image.
             match jpeg_segments(b).last() {
-                Some((0xDA, at, len)) => b[(at + 2 + len).min(b.len())..]
-                    .windows(2)
-                    .any(|w| w == [0xFF, 0xD9]),
+                Some((0xDA, at, len)) => {
+                    let scan = &b[(at + 2 + len).min(b.len())..];
+                    // Most files end with it; the search is for those with bytes after it.
+                    scan.ends_with(&[0xFF, 0xD9]) || scan.windows(2).any(|w| w == [0xFF, 0xD9])
+                }
                 _ => false,
             }
         }
@@ -135,6 +181,22 @@ fn declared_size(b: &[u8]) -> Option<(u32, u32)> {
     let h = u16::from_be_bytes([frame[0], frame[1]]);
     let w = u16::from_be_bytes([frame[2], frame[3]]);
     Some((w as u32, h as u32))
+}
+
+/// Whether a JPEG's frame is one [`decode_jpeg_reduced`] takes: sequential Huffman-coded
+/// (baseline or extended), 8-bit samples, one or three components. Progressive files are
+/// left whole: that decoder would hold all their coefficients at full size, over the
+/// memory a reduced decode is budgeted.
+fn jpeg_reduces(b: &[u8]) -> bool {
+    let frame = jpeg_segments(b).find(|(marker, _, _)| {
+        (0xC0..=0xCF).contains(marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC)
+    });
+    let Some((marker, at, _)) = frame else {
+        return false;
+    };
+    matches!(marker, 0xC0 | 0xC1)
+        && b.get(at + 4) == Some(&8)
+        && matches!(b.get(at + 9), Some(1 | 3))
 }
 
 /// The marker segments of a JPEG, `(marker, index of its 0xFF, length)`, from the one after SOI
@@ -195,6 +257,18 @@ pub fn decode_with_metadata(bytes: &[u8]) -> Result<(Raster, Metadata), ImagingE
 /// The decoded image as the decoder gives it (8 or 16 bits, grey or colour), orientation
 /// applied, and the metadata an output should carry over.
 pub fn decode_image(bytes: &[u8]) -> Result<(DynamicImage, Metadata), ImagingError> {
+    decode_image_toward(bytes, None)
+}
+
+/// [`decode_image`] for an image about to be resampled to `target` (width, height as shown):
+/// a JPEG is decoded at 1/2, 1/4 or 1/8 of its size, the reduction done in its DCT as it is
+/// decoded (libjpeg's scaled decoding, vips' shrink-on-load), whenever that leaves at least
+/// twice `target` on both sides, so that the resampler's Lanczos-3 still makes the last factor
+/// of two or more. Other images, and JPEGs too small to shrink, decode whole.
+pub fn decode_image_toward(
+    bytes: &[u8],
+    target: Option<(u32, u32)>,
+) -> Result<(DynamicImage, Metadata), ImagingError> {
     let info = probe(bytes)?;
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -217,13 +291,46 @@ pub fn decode_image(bytes: &[u8]) -> Result<(DynamicImage, Metadata), ImagingErr
         exif
     });
     let orientation = decoder.orientation().ok();
-    let mut img =
-        DynamicImage::from_decoder(decoder).map_err(|e| ImagingError::Decode(e.to_string()))?;
+    let reduced = match info.reduction(target) {
+        1 => None,
+        k => decode_jpeg_reduced(bytes, k),
+    };
+    let mut img = match reduced {
+        Some(img) => img,
+        None => {
+            DynamicImage::from_decoder(decoder).map_err(|e| ImagingError::Decode(e.to_string()))?
+        }
+    };
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
-    debug_assert!(info.width > 0);
     Ok((img, Metadata { icc, exif }))
+}
+
+/// A JPEG decoded at 1/`k` of its size (`k` 2, 4 or 8), the reduction made in its inverse
+/// DCT. `None` for samples other than 8-bit grey or colour and for files this decoder refuses
+/// (probe's [`ImageInfo::reduces`] lets few through): the whole decode then handles them, and
+/// reports what is wrong with them.
+fn decode_jpeg_reduced(bytes: &[u8], k: u32) -> Option<DynamicImage> {
+    use jpeg_decoder::PixelFormat;
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.read_info().ok()?;
+    let info = decoder.info()?;
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    // Asked for exactly ⌈size / k⌉, the decoder picks that reduction.
+    let (w, h) = decoder
+        .scale(w.div_ceil(k) as u16, h.div_ceil(k) as u16)
+        .ok()?;
+    let (w, h) = (u32::from(w), u32::from(h));
+    match info.pixel_format {
+        PixelFormat::RGB24 => {
+            image::RgbImage::from_raw(w, h, decoder.decode().ok()?).map(DynamicImage::ImageRgb8)
+        }
+        PixelFormat::L8 => {
+            image::GrayImage::from_raw(w, h, decoder.decode().ok()?).map(DynamicImage::ImageLuma8)
+        }
+        _ => None,
+    }
 }
 
 /// The byte order of a TIFF structure (a TIFF file, or an EXIF block), from its first two bytes.
@@ -902,9 +1009,57 @@ mod tests {
                 height: 10,
                 decoded_bytes_per_pixel: 3,
                 alpha: false,
+                reduces: false,
             }
         );
         assert!(matches!(probe(b"hello"), Err(ImagingError::Decode(_))));
+    }
+
+    /// Toward a small target, a JPEG decodes at the smallest of 1/8, 1/4, 1/2 of its size that
+    /// leaves at least twice the target on both sides; grey stays grey; PNGs and targets that
+    /// leave no room decode whole.
+    #[test]
+    fn jpegs_decode_reduced_toward_a_small_target() {
+        let photo = |name: &str| {
+            let path = format!(
+                "{}/../../../shared/images/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            image::open(&path).unwrap()
+        };
+        let colour = encode(
+            &Raster::from_dynamic(&photo("coffee.png")),
+            OutputFormat::Jpeg,
+        );
+        let colour = colour.unwrap();
+        // The size decoded, which the memory estimate's `decoded_size` must foresee.
+        let size = |bytes: &[u8], target| {
+            let (img, _) = decode_image_toward(bytes, target).unwrap();
+            let foreseen = probe(bytes).unwrap().decoded_size(target);
+            assert_eq!(foreseen, (img.width(), img.height()), "{target:?}");
+            (img.width(), img.height(), img.color())
+        };
+        let rgb = image::ColorType::Rgb8;
+        for (target, want) in [
+            (None, (600, 400)),
+            (Some((301, 10)), (600, 400)),
+            (Some((150, 100)), (300, 200)),
+            (Some((75, 50)), (150, 100)),
+            (Some((70, 51)), (300, 200)),
+            (Some((37, 25)), (75, 50)),
+            (Some((1, 1)), (75, 50)),
+        ] {
+            assert_eq!(size(&colour, target), (want.0, want.1, rgb), "{target:?}");
+        }
+        let mut grey = Vec::new();
+        photo("camera.png")
+            .write_to(&mut Cursor::new(&mut grey), ImageFormat::Jpeg)
+            .unwrap();
+        let l8 = image::ColorType::L8;
+        assert_eq!(size(&grey, Some((100, 100))), (256, 256, l8));
+        let png = encode_test_png(600, 400);
+        assert_eq!(size(&png, Some((75, 50))), (600, 400, rgb));
+        assert!(probe(&colour).unwrap().reduces && !probe(&png).unwrap().reduces);
     }
 
     #[test]

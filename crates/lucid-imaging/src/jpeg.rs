@@ -323,13 +323,19 @@ fn header(width: u16, height: u16, restart_interval: Option<u16>, meta: &Metadat
 }
 
 /// A strip's Y, Cb and Cr at full resolution, padded to whole MCUs (16×16) by repeating the
-/// last column and the last row. Kept from strip to strip so the memory is reused.
+/// last column and the last row, and the coder's scratch. Kept from strip to strip so the
+/// memory is reused.
 #[derive(Default)]
 pub struct Planes {
     samples: [Vec<u8>; 3],
     /// Samples a row, and rows: multiples of 16.
     stride: usize,
     rows: usize,
+    /// An MCU row as samples less 128: luma whole, chroma averaged 2×2, and a row of vertical
+    /// chroma sums.
+    luma: Vec<f32>,
+    chroma: [Vec<f32>; 2],
+    pairs: Vec<f32>,
 }
 
 impl Planes {
@@ -371,7 +377,7 @@ impl Planes {
 
 /// Codes one strip (the last may have any height; the others a multiple of 16), appending
 /// the entropy-coded data, padded to a whole byte, to `out`.
-pub fn encode_strip(planes: &Planes, out: &mut Vec<u8>) {
+pub fn encode_strip(planes: &mut Planes, out: &mut Vec<u8>) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
@@ -384,28 +390,38 @@ pub fn encode_strip(planes: &Planes, out: &mut Vec<u8>) {
 /// lanes become single vector operations.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn encode_strip_avx2(planes: &Planes, out: &mut Vec<u8>) {
+fn encode_strip_avx2(planes: &mut Planes, out: &mut Vec<u8>) {
     encode_strip_with(planes, out)
 }
 
 #[inline(always)]
-fn encode_strip_with(planes: &Planes, out: &mut Vec<u8>) {
+fn encode_strip_with(planes: &mut Planes, out: &mut Vec<u8>) {
     let tables = &*TABLES;
     let stride = planes.stride;
-    // An MCU row as samples less 128: luma whole, chroma averaged 2×2. Converted row by row
-    // so the conversions run on whole vectors, then read a block at a time.
-    let mut luma = vec![0f32; 16 * stride];
-    let mut chroma = [(); 2].map(|()| vec![0f32; 8 * stride / 2]);
-    let mut pairs = vec![0f32; stride];
+    // The MCU rows are converted row by row so the conversions run on whole vectors, then
+    // read a block at a time.
+    let Planes {
+        samples,
+        rows,
+        luma,
+        chroma,
+        pairs,
+        ..
+    } = planes;
+    luma.resize(16 * stride, 0.0);
+    for half in chroma.iter_mut() {
+        half.resize(8 * stride / 2, 0.0);
+    }
+    pairs.resize(stride, 0.0);
     let mut bits = BitWriter::new(out);
     let mut prev_dc = [0i32; 3];
     let mut block = [[0f32; 8]; 8];
-    for top in (0..planes.rows).step_by(16) {
-        let ys = &planes.samples[0][top * stride..(top + 16) * stride];
+    for top in (0..*rows).step_by(16) {
+        let ys = &samples[0][top * stride..(top + 16) * stride];
         for (v, &y) in luma.iter_mut().zip(ys) {
             *v = y as f32 - 128.0;
         }
-        for (full, half) in planes.samples[1..].iter().zip(&mut chroma) {
+        for (full, half) in samples[1..].iter().zip(chroma.iter_mut()) {
             for (r, out) in half.chunks_exact_mut(stride / 2).enumerate() {
                 let a = &full[(top + 2 * r) * stride..][..stride];
                 let b = &full[(top + 2 * r + 1) * stride..][..stride];
@@ -724,7 +740,7 @@ mod tests {
                 let mut planes = Planes::default();
                 <u8 as codec::Encodable>::to_ycbcr(&band, &mut planes);
                 let mut data = Vec::new();
-                encode_strip(&planes, &mut data);
+                encode_strip(&mut planes, &mut data);
                 let loose_ff = data.windows(2).any(|p| p[0] == 0xFF && p[1] != 0);
                 assert!(
                     !loose_ff && data.last() != Some(&0xFF),

@@ -48,12 +48,15 @@ pub fn process_into<W: Write + Seek + Send>(
 ) -> Result<W, ImagingError> {
     cancel.check()?;
     crate::on_job_pool(|pool| {
-        let (decoded, metadata) = codec::decode_image(input)?;
+        let info = codec::probe(input)?;
+        let plain = only_resamples(job, (info.width as usize, info.height as usize));
+        // A plain downscale of a JPEG starts from a reduced decode (the placement maps the
+        // whole source onto the scaled size, whatever the source's size).
+        let (decoded, metadata) = codec::decode_image_toward(input, resample_target(job, plain))?;
         progress(DECODED);
         cancel.check()?;
         let ctx = Ctx::new(cancel, progress, (DECODED, OPERATED));
-        let size = (decoded.width() as usize, decoded.height() as usize);
-        let decoded = if only_resamples(job, size) {
+        let decoded = if plain {
             match Raster::from_dynamic8(decoded) {
                 Ok(bytes) => {
                     let mut rows = ops::enhance::resample_bytes(&ctx, bytes, job.placement);
@@ -98,6 +101,12 @@ fn only_resamples(job: &Job, size: (usize, usize)) -> bool {
         && ops::enhance::only_resamples(job.endpoint, job.model, job.settings, size, &job.placement)
 }
 
+/// Where a plain resample takes the whole input: its scaled size (see
+/// [`codec::decode_image_toward`]).
+fn resample_target(job: &Job, plain: bool) -> Option<(u32, u32)> {
+    plain.then_some((job.placement.scaled_width, job.placement.scaled_height))
+}
+
 /// The most heap the job's pipeline holds at once, in bytes, for an input with this header
 /// (its encoded bytes not counted: the caller holds those). An estimate, kept above the
 /// measured peak (`tests/memory.rs`) so a worker that reserves it before running the job
@@ -107,6 +116,8 @@ pub fn peak_memory(job: &Job, input: &codec::ImageInfo) -> u64 {
     let channels = if input.alpha { 4 } else { 3 };
     let size = (input.width as usize, input.height as usize);
     if only_resamples(job, size) && input.decoded_bytes_per_pixel as usize == channels {
+        let (w, h) = input.decoded_size(resample_target(job, true));
+        let pixels = w as u64 * h as u64;
         return ops::enhance::resample_bytes_memory(pixels, channels, &job.placement)
             + codec::encoder_memory(job.placement.width as usize, channels, 1, job.format);
     }
@@ -284,15 +295,20 @@ mod tests {
         }
     }
 
-    /// A 16×8 JPEG tagged "rotate 90° clockwise" (EXIF orientation 6), with an ICC profile.
-    fn rotated_jpeg_with_profile(icc: &[u8]) -> Vec<u8> {
+    /// An EXIF block with one tag: the orientation, here "rotate 90° clockwise" (6).
+    fn exif_rotated() -> Vec<u8> {
         // Big-endian TIFF header, IFD0 at 8 with one entry: Orientation, SHORT, 1, value 6.
-        let exif = [
+        [
             b"MM\0\x2a\0\0\0\x08\0\x01".as_slice(),
             &[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0],
             &[0, 0, 0, 0],
         ]
-        .concat();
+        .concat()
+    }
+
+    /// A 16×8 JPEG tagged "rotate 90° clockwise" (EXIF orientation 6), with an ICC profile.
+    fn rotated_jpeg_with_profile(icc: &[u8]) -> Vec<u8> {
+        let exif = exif_rotated();
         let mut raster = Raster::new(16, 8, 3);
         for (i, p) in raster.data.chunks_exact_mut(3).enumerate() {
             let colour = if i % 16 < 8 {
@@ -314,6 +330,9 @@ mod tests {
         use image::ImageDecoder;
         let icc: Vec<u8> = (0..300u32).map(|i| (i * 7 % 251) as u8).collect();
         let input = rotated_jpeg_with_profile(&icc);
+        // Stored 16×8, shown 8×16: the size jobs are planned on is the one shown.
+        let info = codec::probe(&input).unwrap();
+        assert_eq!((info.width, info.height), (8, 16));
         for format in [OutputFormat::Jpeg, OutputFormat::Png, OutputFormat::Tiff] {
             let job = Job {
                 endpoint: Endpoint::Lighting,
@@ -442,6 +461,63 @@ mod tests {
                     "{placement:?} alpha={}: off by up to {worst}, {share:.4} past 1",
                     info.alpha
                 );
+            }
+        }
+    }
+    /// A plain downscale of a JPEG photograph starts from a reduced decode: the output has the
+    /// planned geometry, is turned as its EXIF says, and is within a hair of the Lanczos-3
+    /// resample of the whole decode (42.6-50.8 dB measured with the CLI on the same file and
+    /// sizes, upright), though not that resample itself.
+    #[test]
+    fn a_plain_jpeg_downscale_starts_from_a_reduced_decode() {
+        let photo = image::open(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/images/coffee.png"
+        ))
+        .unwrap();
+        let photo = Raster::from_dynamic(&photo);
+        let plain = Settings::from_json(
+            r#"{"upscaler":"lanczos","sharpen":0,"denoise":0,"fix_compression":0}"#,
+        );
+        let upright = codec::encode(&photo, OutputFormat::Jpeg).unwrap();
+        let meta = codec::Metadata {
+            icc: None,
+            exif: Some(exif_rotated()),
+        };
+        let turned = codec::encode_with_metadata(&photo, OutputFormat::Jpeg, &meta).unwrap();
+        for (input, (w, h)) in [(&upright, (600, 400)), (&turned, (400, 600))] {
+            let info = codec::probe(input).unwrap();
+            assert_eq!((info.width, info.height), (w, h));
+            let whole = codec::decode(input).unwrap();
+            for placement in [
+                Placement::compute(w, h, Some(w / 4), None, false).unwrap(),
+                Placement::compute(w, h, Some(w / 10), None, false).unwrap(),
+                Placement::compute(w, h, Some(100), Some(100), true).unwrap(),
+                Placement::compute(w, h, Some(120), Some(60), false).unwrap(),
+            ] {
+                let job = Job {
+                    endpoint: Endpoint::Enhance,
+                    model: "Standard V2",
+                    settings: &plain,
+                    placement,
+                    format: OutputFormat::Png,
+                };
+                let out = process(input, &job, &Cancel::new(), &|_| {}).unwrap();
+                let got = codec::decode(&out).unwrap();
+                let cancel = Cancel::new();
+                let ctx = Ctx::new(&cancel, &|_| {}, (0.0, 1.0));
+                let want = crate::raster::resample(&ctx, &whole, &placement).unwrap();
+                assert_eq!(
+                    (got.width, got.height),
+                    (placement.width as usize, placement.height as usize)
+                );
+                let (got, want) = (got.to_u8(), want.to_u8());
+                let psnr = crate::quality::psnr(&got, &want);
+                assert!(psnr > 40.0, "{placement:?}: {psnr:.1} dB");
+                // The resample of the whole decode is within 8-bit rounding (see above).
+                let past_one = got.iter().zip(&want).filter(|(a, b)| a.abs_diff(**b) > 1);
+                let share = past_one.count() as f64 / got.len() as f64;
+                assert!(share > 0.03, "{placement:?}: the decode was not reduced");
             }
         }
     }
