@@ -160,6 +160,44 @@ async fn letterbox_and_crop_to_fill() {
     );
 }
 
+/// A photograph stored 40×20 and tagged "rotate 90°" (EXIF orientation 6) is a 20×40 input:
+/// its status says so, and a width of 60 makes it 60×120 (not a squashed 60×30).
+#[tokio::test]
+async fn exif_turned_photos_are_sized_as_shown() {
+    use lucid_core::OutputFormat;
+    use lucid_imaging::codec::{Metadata, encode_with_metadata};
+    use lucid_imaging::raster::Raster;
+    let app = spawn_app().await;
+    let stored = Raster::from_dynamic(&image::load_from_memory(&png(40, 20)).unwrap());
+    // Big-endian TIFF header, IFD0 at 8 with one entry: Orientation, SHORT, 1, value 6.
+    let exif = [
+        b"MM\0\x2a\0\0\0\x08\0\x01".as_slice(),
+        &[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0],
+        &[0, 0, 0, 0],
+    ]
+    .concat();
+    let meta = Metadata {
+        icc: None,
+        exif: Some(exif),
+    };
+    let turned = encode_with_metadata(&stored, OutputFormat::Jpeg, &meta).unwrap();
+    let id = app
+        .submit_ok("enhance", turned, &[("output_width", "60")])
+        .await;
+    let s = app.status(&id).await;
+    assert_eq!(
+        (s["input_width"].as_u64(), s["input_height"].as_u64()),
+        (Some(20), Some(40))
+    );
+    assert_eq!(
+        (s["output_width"].as_u64(), s["output_height"].as_u64()),
+        (Some(60), Some(120))
+    );
+    app.run_worker().await;
+    let (_, out) = app.download(&id).await;
+    assert_eq!(dimensions(&out), (60, 120));
+}
+
 #[tokio::test]
 async fn camel_case_settings_and_unknown_fields_are_accepted() {
     let app = spawn_app().await;
