@@ -390,6 +390,23 @@ mod tests {
         ));
     }
 
+    /// A Standard V2 enhance to PNG with `settings` (the plain-resample ones, in these tests).
+    fn plain_png_job(settings: &Settings, placement: Placement) -> Job<'_> {
+        Job {
+            endpoint: Endpoint::Enhance,
+            model: "Standard V2",
+            settings,
+            placement,
+            format: OutputFormat::Png,
+        }
+    }
+
+    /// The share of samples more than one level apart.
+    fn share_past_one(got: &[u8], want: &[u8]) -> f64 {
+        let past_one = got.iter().zip(want).filter(|(a, b)| a.abs_diff(**b) > 1);
+        past_one.count() as f64 / got.len() as f64
+    }
+
     /// A plain resample runs on the decoded bytes; it matches the f32 resample of the same
     /// image (rounded to bytes) to within 8-bit rounding, for RGB and RGBA, upscaled, downscaled,
     /// letterboxed and cropped, and leaves the output's geometry as planned.
@@ -421,13 +438,7 @@ mod tests {
         ];
         for input in [&rgb, &rgba] {
             for placement in placements {
-                let job = Job {
-                    endpoint: Endpoint::Enhance,
-                    model: "Standard V2",
-                    settings: &plain,
-                    placement,
-                    format: OutputFormat::Png,
-                };
+                let job = plain_png_job(&plain, placement);
                 let info = codec::probe(input).unwrap();
                 assert!(only_resamples(&job, (97, 61)));
                 let out = process(input, &job, &Cancel::new(), &|_| {}).unwrap();
@@ -454,8 +465,7 @@ mod tests {
                 // 8-bit resizing rounds (and clamps the ringing) between its two passes, and
                 // premultiplies alpha in 8 bits: measured at most 4 levels, a few samples in
                 // a thousand past 1 (2 % with alpha).
-                let past_one = got.iter().zip(&want).filter(|(a, b)| a.abs_diff(**b) > 1);
-                let share = past_one.count() as f64 / got.len() as f64;
+                let share = share_past_one(&got, &want);
                 assert!(
                     worst <= 4 && share < 0.03,
                     "{placement:?} alpha={}: off by up to {worst}, {share:.4} past 1",
@@ -495,13 +505,7 @@ mod tests {
                 Placement::compute(w, h, Some(100), Some(100), true).unwrap(),
                 Placement::compute(w, h, Some(120), Some(60), false).unwrap(),
             ] {
-                let job = Job {
-                    endpoint: Endpoint::Enhance,
-                    model: "Standard V2",
-                    settings: &plain,
-                    placement,
-                    format: OutputFormat::Png,
-                };
+                let job = plain_png_job(&plain, placement);
                 let out = process(input, &job, &Cancel::new(), &|_| {}).unwrap();
                 let got = codec::decode(&out).unwrap();
                 let cancel = Cancel::new();
@@ -515,8 +519,7 @@ mod tests {
                 let psnr = crate::quality::psnr(&got, &want);
                 assert!(psnr > 40.0, "{placement:?}: {psnr:.1} dB");
                 // The resample of the whole decode is within 8-bit rounding (see above).
-                let past_one = got.iter().zip(&want).filter(|(a, b)| a.abs_diff(**b) > 1);
-                let share = past_one.count() as f64 / got.len() as f64;
+                let share = share_past_one(&got, &want);
                 assert!(share > 0.03, "{placement:?}: the decode was not reduced");
             }
         }
