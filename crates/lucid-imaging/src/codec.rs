@@ -174,9 +174,7 @@ fn declared_size(b: &[u8]) -> Option<(u32, u32)> {
         let h = u32::from_be_bytes([b[20], b[21], b[22], b[23]]);
         return Some((w, h));
     }
-    let (_, at, _) = jpeg_segments(b).find(|(marker, _, _)| {
-        (0xC0..=0xCF).contains(marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC)
-    })?;
+    let (_, at) = jpeg_frame(b)?;
     let frame = b.get(at + 5..at + 9)?;
     let h = u16::from_be_bytes([frame[0], frame[1]]);
     let w = u16::from_be_bytes([frame[2], frame[3]]);
@@ -188,15 +186,23 @@ fn declared_size(b: &[u8]) -> Option<(u32, u32)> {
 /// left whole: that decoder would hold all their coefficients at full size, over the
 /// memory a reduced decode is budgeted.
 fn jpeg_reduces(b: &[u8]) -> bool {
-    let frame = jpeg_segments(b).find(|(marker, _, _)| {
-        (0xC0..=0xCF).contains(marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC)
-    });
-    let Some((marker, at, _)) = frame else {
+    let Some((marker, at)) = jpeg_frame(b) else {
         return false;
     };
     matches!(marker, 0xC0 | 0xC1)
         && b.get(at + 4) == Some(&8)
         && matches!(b.get(at + 9), Some(1 | 3))
+}
+
+/// A JPEG's frame header (SOF): its marker, which says how the image is coded, and the index
+/// of its 0xFF. Among the 0xC0–0xCF markers, 0xC4 (DHT), 0xC8 (JPG) and 0xCC (DAC) are not
+/// frames.
+fn jpeg_frame(b: &[u8]) -> Option<(u8, usize)> {
+    jpeg_segments(b)
+        .find(|(marker, _, _)| {
+            (0xC0..=0xCF).contains(marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC)
+        })
+        .map(|(marker, at, _)| (marker, at))
 }
 
 /// The marker segments of a JPEG, `(marker, index of its 0xFF, length)`, from the one after SOI
