@@ -31,6 +31,12 @@ pub struct ImageInfo {
     /// Whether it can decode reduced (see [`ImageInfo::decoded_size`]): a sequential
     /// Huffman-coded JPEG of 8-bit grey or colour samples.
     pub reduces: bool,
+    /// Whether decoding turns it a quarter (its EXIF orientation swaps width and height),
+    /// which makes a turned copy of the decoded pixels.
+    pub turned: bool,
+    /// Whether it is a progressive JPEG, whose decoder holds every coefficient of the image
+    /// until the last scan.
+    pub progressive: bool,
 }
 
 fn format_name(f: ImageFormat) -> Option<&'static str> {
@@ -44,7 +50,8 @@ fn format_name(f: ImageFormat) -> Option<&'static str> {
 
 impl ImageInfo {
     /// What a header of `format` and this size may hold at worst, where only those are known:
-    /// a JPEG decodes to 8-bit RGB; a PNG may be 16-bit RGBA, a TIFF 32-bit float RGBA.
+    /// a JPEG decodes to 8-bit RGB, and may be progressive; a PNG may be 16-bit RGBA, a TIFF
+    /// 32-bit float RGBA; any may be turned by its EXIF orientation.
     pub fn assumed(format: &str, width: u32, height: u32) -> Self {
         let (format, decoded_bytes_per_pixel, alpha) = match format {
             "jpeg" => ("jpeg", 3, false),
@@ -58,7 +65,27 @@ impl ImageInfo {
             decoded_bytes_per_pixel,
             alpha,
             reduces: false,
+            turned: true,
+            progressive: format == "jpeg",
         }
+    }
+
+    /// The most heap decoding it toward `target` takes (see [`decode_image_toward`]): the
+    /// decoded pixels at [`ImageInfo::decoded_size`], and beside them what the decoder holds
+    /// while decoding (a reduced JPEG's component planes, a progressive JPEG's coefficients at
+    /// 2 bytes a sample, the TIFF decoder's own buffer) or the turned copy EXIF asks for.
+    pub fn decode_memory(&self, target: Option<(u32, u32)>) -> u64 {
+        let (w, h) = self.decoded_size(target);
+        let decoded = w as u64 * h as u64 * self.decoded_bytes_per_pixel as u64;
+        // The turned copy is made once the decoder's own buffers are gone.
+        let copies = if self.progressive {
+            3
+        } else if self.reduction(target) > 1 || self.format == "tiff" || self.turned {
+            2
+        } else {
+            1
+        };
+        decoded * copies
     }
 
     /// The size the image decodes at when it is about to be resampled to `target` (both as
@@ -101,7 +128,8 @@ pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
     let color = decoder.color_type();
     check_size(width, height)?;
     // Geometry is planned on the image as it is shown: decoding applies the orientation.
-    let (width, height) = if decoder.orientation().is_ok_and(turns) {
+    let turned = decoder.orientation().is_ok_and(turns);
+    let (width, height) = if turned {
         (height, width)
     } else {
         (width, height)
@@ -116,6 +144,10 @@ pub fn probe(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
         decoded_bytes_per_pixel: color.bytes_per_pixel(),
         alpha: color.has_alpha(),
         reduces: format == "jpeg" && jpeg_reduces(bytes),
+        turned,
+        progressive: format == "jpeg"
+            && jpeg_frame(bytes)
+                .is_some_and(|(marker, _)| matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE)),
     })
 }
 
@@ -276,17 +308,7 @@ pub fn decode_image_toward(
     target: Option<(u32, u32)>,
 ) -> Result<(DynamicImage, Metadata), ImagingError> {
     let info = probe(bytes)?;
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| ImagingError::Decode(e.to_string()))?;
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_INPUT_PIXELS * 8);
-    reader.limits(limits);
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| ImagingError::Decode(e.to_string()))?;
+    let mut decoder = whole_decoder(bytes)?;
     // Unreadable metadata is dropped rather than failing a decodable image.
     let icc = decoder.icc_profile().ok().flatten();
     let exif = decoder.exif_metadata().ok().flatten().map(|mut exif| {
@@ -297,20 +319,39 @@ pub fn decode_image_toward(
         exif
     });
     let orientation = decoder.orientation().ok();
-    let reduced = match info.reduction(target) {
-        1 => None,
-        k => decode_jpeg_reduced(bytes, k),
+    let whole = |decoder| {
+        DynamicImage::from_decoder(decoder).map_err(|e| ImagingError::Decode(e.to_string()))
     };
-    let mut img = match reduced {
-        Some(img) => img,
-        None => {
-            DynamicImage::from_decoder(decoder).map_err(|e| ImagingError::Decode(e.to_string()))?
+    let mut img = match info.reduction(target) {
+        1 => whole(decoder)?,
+        k => {
+            // The whole decoder holds a copy of the file: not beside the reduced decode.
+            drop(decoder);
+            match decode_jpeg_reduced(bytes, k) {
+                Some(img) => img,
+                None => whole(whole_decoder(bytes)?)?,
+            }
         }
     };
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
     Ok((img, Metadata { icc, exif }))
+}
+
+/// The image crate's decoder for the whole image, with lucid's limits.
+fn whole_decoder(bytes: &[u8]) -> Result<impl ImageDecoder + '_, ImagingError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImagingError::Decode(e.to_string()))?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_INPUT_PIXELS * 8);
+    reader.limits(limits);
+    reader
+        .into_decoder()
+        .map_err(|e| ImagingError::Decode(e.to_string()))
 }
 
 /// A JPEG decoded at 1/`k` of its size (`k` 2, 4 or 8), the reduction made in its inverse
@@ -535,14 +576,21 @@ pub fn band_rows(width: usize, channels: usize) -> usize {
 /// Bands computed ahead of the encoder.
 const BANDS_AHEAD: usize = 2;
 
-/// JPEG strips encoded at once (on the rayon pool); bounded so memory does not grow with
-/// the core count.
-const JPEG_STRIPS_AT_ONCE: usize = 4;
+/// A bound on what the PNG writer keeps besides its rows: a 4 KiB chunk buffer and, at
+/// `Compression::Fast`, fdeflate's few words of state (no window, no hash table).
+const PNG_WRITER_STATE: usize = 64 << 10;
 
-/// The most heap encoding a `width`-wide output takes beside its source: the bands computed
-/// ahead, the one being filled and the one being encoded (of `sample_bytes` a sample), and
-/// the encoder's own: JPEG's strips (8-bit planes and compressed bytes), or for PNG and TIFF
-/// a band's 8-bit copy and what the writer buffers.
+/// JPEG strips encoded at once on a pool of `threads`: one a thread, bounded so memory does
+/// not grow with the core count.
+fn jpeg_strips_at_once(threads: usize) -> usize {
+    threads.clamp(1, 4)
+}
+
+/// The most heap encoding a `width`-wide output takes beside its source, on a job's pool
+/// ([`crate::job_threads`]): the bands computed ahead, the one being filled and those the
+/// encoder holds (of `sample_bytes` a sample), and the encoder's own: JPEG's strips (Y, Cb
+/// and Cr planes and the coded bytes, a strip a band), or for PNG and TIFF a band's 8-bit
+/// copy and what the writer buffers.
 pub fn encoder_memory(
     width: usize,
     channels: usize,
@@ -551,11 +599,17 @@ pub fn encoder_memory(
 ) -> u64 {
     let rows = band_rows(width, channels);
     let band = rows * width * channels;
-    let own = match format {
-        OutputFormat::Jpeg => JPEG_STRIPS_AT_ONCE * band * 2,
-        OutputFormat::Png | OutputFormat::Tiff => 4 * band,
+    let (held, own) = match format {
+        OutputFormat::Jpeg => {
+            let strips = jpeg_strips_at_once(crate::job_threads());
+            // Three 8-bit planes, and coded bytes at up to 2 a pixel.
+            (strips, strips * rows * width * (3 + 2))
+        }
+        // The band's 8-bit copy; PNG's writer also keeps three rows and its deflate state.
+        OutputFormat::Tiff => (1, band),
+        OutputFormat::Png => (1, band + 3 * width * channels + PNG_WRITER_STATE),
     };
-    ((BANDS_AHEAD + 2) * band * sample_bytes + own) as u64
+    ((BANDS_AHEAD + 1 + held) * band * sample_bytes + own) as u64
 }
 
 /// [`encode_rows`] with the source computed on its own thread, a few bands ahead of the
@@ -631,13 +685,15 @@ impl<T: Sample> RowSource<T> for Prefetched<T> {
                 band.height, self.next_y0
             )));
         }
-        let next = self
+        // Handed back before the next band is taken: taking it wakes the row thread, which
+        // must find this one to fill rather than allocate another. (The row thread may have
+        // finished; then the band is simply dropped.)
+        let used = std::mem::replace(band, Raster::new(self.w, 0, self.c));
+        let _ = self.recycle.send(used);
+        *band = self
             .rx
             .recv()
             .map_err(|_| ImagingError::Encode("the row thread stopped".into()))??;
-        let used = std::mem::replace(band, next);
-        // The row thread may have finished; then the band is simply dropped.
-        let _ = self.recycle.send(used);
         self.next_y0 += band.height;
         Ok(())
     }
@@ -661,7 +717,7 @@ pub fn encode_rows<T: Encodable, W: Write + Seek>(
             use rayon::prelude::*;
             let rows = band_rows(w, c);
             let mut jpeg = jpeg::Strips::new(out, w, h, rows, meta)?;
-            let at_once = rayon::current_num_threads().clamp(1, JPEG_STRIPS_AT_ONCE);
+            let at_once = jpeg_strips_at_once(rayon::current_num_threads());
             let mut bands: Vec<(Raster<T>, jpeg::Planes)> = (0..at_once)
                 .map(|_| (Raster::new(w, 0, c), jpeg::Planes::default()))
                 .collect();
@@ -982,6 +1038,19 @@ fn ycbcr(r: f32, g: f32, b: f32) -> (u8, u8, u8) {
     (y, cb, cr)
 }
 
+/// An EXIF block with one tag, the orientation "rotate 90° clockwise" (6), for tests of
+/// turned photographs.
+#[doc(hidden)]
+pub fn exif_rotate_90() -> Vec<u8> {
+    // Big-endian TIFF header, IFD0 at 8 with one entry: Orientation, SHORT, 1, value 6.
+    [
+        b"MM\0\x2a\0\0\0\x08\0\x01".as_slice(),
+        &[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0],
+        &[0, 0, 0, 0],
+    ]
+    .concat()
+}
+
 /// A small textured PNG (gradients plus a fine pattern) for examples and tests.
 #[doc(hidden)]
 pub fn encode_test_png(width: u32, height: u32) -> Vec<u8> {
@@ -1004,6 +1073,56 @@ pub fn encode_test_png(width: u32, height: u32) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// The row thread fills the bands the encoder hands back, whatever the two threads'
+    /// timing: it never holds more of them than [`encoder_memory`] counts.
+    #[test]
+    fn encoding_ahead_reuses_a_bounded_set_of_bands() {
+        /// Grey rows; notes each distinct buffer it is asked to fill.
+        struct Noting {
+            buffers: std::collections::HashSet<usize>,
+        }
+        impl RowSource<u8> for Noting {
+            fn width(&self) -> usize {
+                64
+            }
+            fn height(&self) -> usize {
+                band_rows(64, 3) * 300
+            }
+            fn channels(&self) -> usize {
+                3
+            }
+            fn fill(&mut self, y0: usize, band: &mut Raster<u8>) -> Result<(), ImagingError> {
+                self.buffers.insert(band.data.as_ptr() as usize);
+                band.data.fill((y0 % 251) as u8);
+                Ok(())
+            }
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(crate::job_threads())
+            .build()
+            .unwrap();
+        for format in [OutputFormat::Png, OutputFormat::Tiff, OutputFormat::Jpeg] {
+            let mut source = Noting {
+                buffers: Default::default(),
+            };
+            let out = Cursor::new(Vec::new());
+            pool.install(|| {
+                encode_rows_ahead(&pool, &mut source, format, &Metadata::default(), out)
+            })
+            .unwrap();
+            let held = match format {
+                OutputFormat::Jpeg => jpeg_strips_at_once(crate::job_threads()),
+                _ => 1,
+            };
+            // Every band alive, the encoder's among them, comes back to the row thread.
+            assert!(
+                source.buffers.len() <= BANDS_AHEAD + 1 + held,
+                "{format:?}: {} bands filled",
+                source.buffers.len()
+            );
+        }
+    }
+
     #[test]
     fn probe_reads_the_header() {
         let png = encode_test_png(20, 10);
@@ -1016,9 +1135,29 @@ mod tests {
                 decoded_bytes_per_pixel: 3,
                 alpha: false,
                 reduces: false,
+                turned: false,
+                progressive: false,
             }
         );
         assert!(matches!(probe(b"hello"), Err(ImagingError::Decode(_))));
+        // A baseline JPEG that EXIF turns: shown 10×20, decodes reduced, not progressive.
+        let meta = Metadata {
+            icc: None,
+            exif: Some(exif_rotate_90()),
+        };
+        let raster = Raster::from_dynamic(&image::load_from_memory(&png).unwrap());
+        let turned = probe(&encode_with_metadata(&raster, OutputFormat::Jpeg, &meta).unwrap());
+        let turned = turned.unwrap();
+        assert_eq!((turned.width, turned.height), (10, 20));
+        assert!(turned.turned && turned.reduces && !turned.progressive);
+        let mut progressive = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut progressive, 90);
+        encoder.set_progressive(true);
+        encoder
+            .encode(&[128; 20 * 10 * 3], 20, 10, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        let progressive = probe(&progressive).unwrap();
+        assert!(progressive.progressive && !progressive.reduces && !progressive.turned);
     }
 
     /// Toward a small target, a JPEG decodes at the smallest of 1/8, 1/4, 1/2 of its size that

@@ -116,15 +116,14 @@ pub fn peak_memory(job: &Job, input: &codec::ImageInfo) -> u64 {
     let channels = if input.alpha { 4 } else { 3 };
     let size = (input.width as usize, input.height as usize);
     if only_resamples(job, size) && input.decoded_bytes_per_pixel as usize == channels {
-        let (w, h) = input.decoded_size(resample_target(job, true));
-        let pixels = w as u64 * h as u64;
-        return ops::enhance::resample_bytes_memory(pixels, channels, &job.placement)
+        let decode = input.decode_memory(resample_target(job, true));
+        return ops::enhance::resample_bytes_memory(decode, channels, &job.placement)
             + codec::encoder_memory(job.placement.width as usize, channels, 1, job.format);
     }
     // One working raster (f32 per channel) of the input's size.
     let raster = pixels * channels as u64 * 4;
-    // The decoded image, a rotated copy of it, and the raster made from it.
-    let decode = pixels * input.decoded_bytes_per_pixel as u64 * 2 + raster;
+    // The decode, and the raster made from the decoded image.
+    let decode = input.decode_memory(None) + raster;
     // Whole-image operations: how many rasters of the input's size they hold at their peak.
     let rasters = |n: f64| (n * raster as f64) as u64;
     let operation = match job.endpoint {
@@ -295,20 +294,9 @@ mod tests {
         }
     }
 
-    /// An EXIF block with one tag: the orientation, here "rotate 90° clockwise" (6).
-    fn exif_rotated() -> Vec<u8> {
-        // Big-endian TIFF header, IFD0 at 8 with one entry: Orientation, SHORT, 1, value 6.
-        [
-            b"MM\0\x2a\0\0\0\x08\0\x01".as_slice(),
-            &[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0],
-            &[0, 0, 0, 0],
-        ]
-        .concat()
-    }
-
     /// A 16×8 JPEG tagged "rotate 90° clockwise" (EXIF orientation 6), with an ICC profile.
     fn rotated_jpeg_with_profile(icc: &[u8]) -> Vec<u8> {
-        let exif = exif_rotated();
+        let exif = codec::exif_rotate_90();
         let mut raster = Raster::new(16, 8, 3);
         for (i, p) in raster.data.chunks_exact_mut(3).enumerate() {
             let colour = if i % 16 < 8 {
@@ -492,7 +480,7 @@ mod tests {
         let upright = codec::encode(&photo, OutputFormat::Jpeg).unwrap();
         let meta = codec::Metadata {
             icc: None,
-            exif: Some(exif_rotated()),
+            exif: Some(codec::exif_rotate_90()),
         };
         let turned = codec::encode_with_metadata(&photo, OutputFormat::Jpeg, &meta).unwrap();
         for (input, (w, h)) in [(&upright, (600, 400)), (&turned, (400, 600))] {

@@ -99,8 +99,11 @@ impl<T: Sample> Raster<T> {
     /// Makes the raster `height` rows tall, keeping its allocation: a buffer filled again
     /// band after band. Rows it already had keep their (stale) samples; callers overwrite them.
     pub fn set_height(&mut self, height: usize) {
-        self.data
-            .resize(self.width * height * self.channels, T::default());
+        let len = self.width * height * self.channels;
+        // Exactly: `resize` alone would double the allocation when a band grows by a few
+        // rows (a chunk's halo), and the memory estimates count rows, not capacity.
+        self.data.reserve_exact(len.saturating_sub(self.data.len()));
+        self.data.resize(len, T::default());
         self.height = height;
     }
 

@@ -2,8 +2,9 @@
 //! operation, each path through enhance, RGB and RGBA input. The estimate must cover the
 //! measured peak (workers reserve it before they run a job) without overstating it more than
 //! 2.5 times (or jobs would wait for memory they never use). The slack is for what the estimate
-//! counts at its most, which weighs most on these small images: the encoder's bands (JPEG's
-//! strips even for PNG), and the rotated copy a decode makes only when EXIF asks for it.
+//! counts at its most, which weighs most on these small images: every band the encoder may
+//! hold, and each codec's largest buffers (a JPEG strip's coded bytes, the deflate state).
+//! Inputs: baseline and progressive JPEG, a JPEG that EXIF turns, and RGBA PNG.
 //!
 //! The heap is counted by this binary's allocator, so its one test runs alone.
 
@@ -84,43 +85,93 @@ impl Seek for Discard {
     }
 }
 
-/// A photograph-like test image: smooth gradients, texture and noise, `alpha` adds a ramp.
-fn input(width: u32, height: u32, alpha: bool) -> Vec<u8> {
+/// A photograph-like test image: smooth gradients, texture and noise; the fourth channel,
+/// where asked for, a ramp.
+fn photo(width: u32, height: u32, channels: u32) -> Vec<u8> {
     let px = |x: u32, y: u32, c: u32| {
+        if c == 3 {
+            return (x * 255 / width) as u8;
+        }
         let texture = ((x * 7 + y * 13 + c * 5).wrapping_mul(2_654_435_761) >> 27) as u8;
         ((x * 160 / width + y * 60 / height) as u8).wrapping_add(texture)
     };
+    (0..height)
+        .flat_map(|y| (0..width).flat_map(move |x| (0..channels).map(move |c| px(x, y, c))))
+        .collect()
+}
+
+fn jpeg(width: u32, height: u32) -> Vec<u8> {
     let mut out = Vec::new();
-    if alpha {
-        let img = image::RgbaImage::from_fn(width, height, |x, y| {
-            image::Rgba([
-                px(x, y, 0),
-                px(x, y, 1),
-                px(x, y, 2),
-                (x * 255 / width) as u8,
-            ])
-        });
-        image::codecs::png::PngEncoder::new(&mut out)
-            .write_image(img.as_raw(), width, height, image::ExtendedColorType::Rgba8)
-            .unwrap();
-    } else {
-        let img = image::RgbImage::from_fn(width, height, |x, y| {
-            image::Rgb([px(x, y, 0), px(x, y, 1), px(x, y, 2)])
-        });
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-            .write_image(img.as_raw(), width, height, image::ExtendedColorType::Rgb8)
-            .unwrap();
-    }
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .write_image(
+            &photo(width, height, 3),
+            width,
+            height,
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
     out
 }
+
+fn progressive_jpeg(width: u32, height: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, 90);
+    encoder.set_progressive(true);
+    let pixels = photo(width, height, 3);
+    encoder
+        .encode(
+            &pixels,
+            width as u16,
+            height as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .unwrap();
+    out
+}
+
+/// A JPEG stored `height`×`width` that EXIF turns to `width`×`height`.
+fn turned_jpeg(width: u32, height: u32) -> Vec<u8> {
+    let stored = image::RgbImage::from_raw(height, width, photo(height, width, 3)).unwrap();
+    let raster = lucid_imaging::raster::Raster::from_dynamic(&stored.into());
+    let meta = codec::Metadata {
+        icc: None,
+        exif: Some(codec::exif_rotate_90()),
+    };
+    codec::encode_with_metadata(&raster, OutputFormat::Jpeg, &meta).unwrap()
+}
+
+fn rgba_png(width: u32, height: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(
+            &photo(width, height, 4),
+            width,
+            height,
+            image::ExtendedColorType::Rgba8,
+        )
+        .unwrap();
+    out
+}
+
+/// One job: its input, endpoint, model, settings, geometry and output format.
+type Case<'a> = (
+    &'a [u8],
+    Endpoint,
+    &'a str,
+    &'a Settings,
+    Placement,
+    OutputFormat,
+);
 
 #[test]
 fn the_estimate_covers_the_measured_peak_without_overstating_it() {
     let (w, h) = (640u32, 480u32);
-    let rgb = input(w, h, false);
-    let rgba = input(w, h, true);
+    let rgb = &jpeg(w, h);
+    let rgba = &rgba_png(w, h);
+    let progressive = &progressive_jpeg(w, h);
+    let turned = &turned_jpeg(w, h);
     // Tall enough for the denoiser's strips to matter: the image, not its planes, is the peak.
-    let tall = input(400, 4000, false);
+    let tall = &jpeg(400, 4000);
     let detail = Settings::from_json(r#"{"original_detail":0.5}"#);
     let half = Settings::from_json(r#"{"strength":0.5}"#);
     let lanczos = Settings::from_json(r#"{"upscaler":"lanczos"}"#);
@@ -134,42 +185,47 @@ fn the_estimate_covers_the_measured_peak_without_overstating_it() {
     let letterboxed = Placement::compute(w, h, Some(2000), Some(2000), false).unwrap();
     let same = Placement::identity(w, h);
     #[rustfmt::skip]
-    let cases: &[(Endpoint, &str, &Settings, Placement, bool, OutputFormat)] = &[
-        (Endpoint::Denoise, "Normal", &none, same, false, OutputFormat::Jpeg),
-        (Endpoint::Denoise, "Strong", &none, Placement::identity(400, 4000), false, OutputFormat::Jpeg),
-        (Endpoint::DenoiseGen, "Denoise Max", &detail, Placement::identity(400, 4000), false, OutputFormat::Png),
-        (Endpoint::Sharpen, "Standard", &none, same, false, OutputFormat::Jpeg),
-        (Endpoint::Sharpen, "Lens Blur", &none, same, false, OutputFormat::Jpeg),
-        (Endpoint::Sharpen, "Motion Blur", &none, same, false, OutputFormat::Png),
-        (Endpoint::SharpenGen, "Super Focus V2", &none, same, false, OutputFormat::Jpeg),
-        (Endpoint::Lighting, "Adjust V2", &none, same, false, OutputFormat::Jpeg),
-        (Endpoint::Lighting, "White Balance", &none, same, true, OutputFormat::Png),
-        (Endpoint::Lighting, "White Balance", &half, same, false, OutputFormat::Jpeg),
-        (Endpoint::Lighting, "Colorize", &none, same, false, OutputFormat::Tiff),
-        (Endpoint::RestoreGen, "Dust-Scratch V2", &none, same, false, OutputFormat::Jpeg),
-        (Endpoint::Matting, "RemoveBG", &none, same, false, OutputFormat::Png),
-        (Endpoint::Matting, "Object", &none, same, true, OutputFormat::Png),
-        (Endpoint::Enhance, "Standard V2", &none, resized(1280, 960), false, OutputFormat::Jpeg),
-        (Endpoint::Enhance, "Standard V2", &none, resized(1920, 1440), false, OutputFormat::Png),
-        (Endpoint::Enhance, "Low Resolution V2", &lanczos, resized(1920, 1440), false, OutputFormat::Jpeg),
-        (Endpoint::Enhance, "CGI", &lanczos, letterboxed, false, OutputFormat::Tiff),
-        (Endpoint::Enhance, "Standard V2", &none, resized(160, 120), false, OutputFormat::Jpeg),
-        (Endpoint::EnhanceGen, "Redefine", &none, resized(1280, 960), false, OutputFormat::Jpeg),
-        (Endpoint::Tool, "Transparency Upscale", &none, resized(1280, 960), true, OutputFormat::Png),
-        (Endpoint::Tool, "Transparency Upscale", &lanczos, resized(1280, 960), true, OutputFormat::Png),
-        (Endpoint::Enhance, "Standard V2", &plain, resized(1920, 1440), false, OutputFormat::Jpeg),
-        (Endpoint::Enhance, "Standard V2", &plain, resized(160, 120), false, OutputFormat::Png),
-        (Endpoint::Enhance, "Standard V2", &plain, letterboxed, true, OutputFormat::Jpeg),
-        (Endpoint::Tool, "Transparency Upscale", &plain, resized(1280, 960), true, OutputFormat::Tiff),
+    let cases: &[Case] = &[
+        (rgb, Endpoint::Denoise, "Normal", &none, same, OutputFormat::Jpeg),
+        (tall, Endpoint::Denoise, "Strong", &none, Placement::identity(400, 4000), OutputFormat::Jpeg),
+        (tall, Endpoint::DenoiseGen, "Denoise Max", &detail, Placement::identity(400, 4000), OutputFormat::Png),
+        (rgb, Endpoint::Sharpen, "Standard", &none, same, OutputFormat::Jpeg),
+        (rgb, Endpoint::Sharpen, "Lens Blur", &none, same, OutputFormat::Jpeg),
+        (rgb, Endpoint::Sharpen, "Motion Blur", &none, same, OutputFormat::Png),
+        (rgb, Endpoint::SharpenGen, "Super Focus V2", &none, same, OutputFormat::Jpeg),
+        (rgb, Endpoint::Lighting, "Adjust V2", &none, same, OutputFormat::Jpeg),
+        (rgba, Endpoint::Lighting, "White Balance", &none, same, OutputFormat::Png),
+        (rgb, Endpoint::Lighting, "White Balance", &half, same, OutputFormat::Jpeg),
+        (rgb, Endpoint::Lighting, "Colorize", &none, same, OutputFormat::Tiff),
+        (rgb, Endpoint::RestoreGen, "Dust-Scratch V2", &none, same, OutputFormat::Jpeg),
+        (rgb, Endpoint::Matting, "RemoveBG", &none, same, OutputFormat::Png),
+        (rgba, Endpoint::Matting, "Object", &none, same, OutputFormat::Png),
+        (rgb, Endpoint::Enhance, "Standard V2", &none, resized(1280, 960), OutputFormat::Jpeg),
+        (rgb, Endpoint::Enhance, "Standard V2", &none, resized(1920, 1440), OutputFormat::Png),
+        (rgb, Endpoint::Enhance, "Low Resolution V2", &lanczos, resized(1920, 1440), OutputFormat::Jpeg),
+        (rgb, Endpoint::Enhance, "CGI", &lanczos, letterboxed, OutputFormat::Tiff),
+        (rgb, Endpoint::Enhance, "Standard V2", &none, resized(160, 120), OutputFormat::Jpeg),
+        (rgb, Endpoint::EnhanceGen, "Redefine", &none, resized(1280, 960), OutputFormat::Jpeg),
+        (rgba, Endpoint::Tool, "Transparency Upscale", &none, resized(1280, 960), OutputFormat::Png),
+        (rgba, Endpoint::Tool, "Transparency Upscale", &lanczos, resized(1280, 960), OutputFormat::Png),
+        (rgb, Endpoint::Enhance, "Standard V2", &plain, resized(1920, 1440), OutputFormat::Jpeg),
+        (rgb, Endpoint::Enhance, "Standard V2", &plain, resized(160, 120), OutputFormat::Png),
+        (rgba, Endpoint::Enhance, "Standard V2", &plain, letterboxed, OutputFormat::Jpeg),
+        (rgba, Endpoint::Tool, "Transparency Upscale", &plain, resized(1280, 960), OutputFormat::Tiff),
+        (progressive, Endpoint::Enhance, "Standard V2", &plain, resized(160, 120), OutputFormat::Png),
+        (progressive, Endpoint::Lighting, "White Balance", &none, same, OutputFormat::Jpeg),
+        (turned, Endpoint::Enhance, "Standard V2", &plain, resized(160, 120), OutputFormat::Png),
+        (turned, Endpoint::Sharpen, "Standard", &none, same, OutputFormat::Jpeg),
     ];
     let mut report = Vec::new();
-    for &(endpoint, model, settings, placement, alpha, format) in cases {
-        let bytes = match (alpha, placement.height) {
-            (true, _) => &rgba,
-            (false, 4000) => &tall,
-            (false, _) => &rgb,
-        };
+    for &(bytes, endpoint, model, settings, placement, format) in cases {
         let info = codec::probe(bytes).unwrap();
+        let kind = match (info.format, info.progressive, info.turned) {
+            (_, true, _) => "progressive JPEG",
+            (_, _, true) => "turned JPEG",
+            ("jpeg", ..) => "JPEG",
+            _ => "RGBA PNG",
+        };
         let job = Job {
             endpoint,
             model,
@@ -190,7 +246,7 @@ fn the_estimate_covers_the_measured_peak_without_overstating_it() {
         assert!(out.is_ok(), "{endpoint:?} {model}: {:?}", out.err());
         let peak = (PEAK.load(Ordering::Relaxed) - before) as u64;
         let line = format!(
-            "{endpoint:?} {model} {}x{} alpha={alpha}: peak {:.1} MB, estimate {:.1} MB ({:.2}x)",
+            "{endpoint:?} {model} {}x{} from {kind}: peak {:.1} MB, estimate {:.1} MB ({:.2}x)",
             placement.width,
             placement.height,
             peak as f64 / 1e6,

@@ -386,12 +386,12 @@ pub(crate) fn resample_bytes<'a>(
     }
 }
 
-/// The most heap [`resample_bytes`] holds for an 8-bit input of `pixels`: the decoded bytes
-/// (and a rotated copy) and the resizer's scratch for a chunk of rows (the encoder's bands are
-/// counted by [`crate::pipeline::peak_memory`]).
-pub(crate) fn resample_bytes_memory(pixels: u64, channels: usize, placement: &Placement) -> u64 {
-    let decoded = pixels * channels as u64 * 2;
-    decoded + 2 * placement.width as u64 * (CHUNK_ROWS as u64 + 64) * channels as u64
+/// The most heap [`resample_bytes`] holds for an 8-bit input whose decode takes `decode`
+/// ([`crate::codec::ImageInfo::decode_memory`], the decoded bytes among it): that, and the
+/// resizer's scratch for a chunk of rows (the encoder's bands are counted by
+/// [`crate::pipeline::peak_memory`]).
+pub(crate) fn resample_bytes_memory(decode: u64, channels: usize, placement: &Placement) -> u64 {
+    decode + 2 * placement.width as u64 * (CHUNK_ROWS as u64 + 64) * channels as u64
 }
 
 pub(crate) struct ResampledBytes<'a> {

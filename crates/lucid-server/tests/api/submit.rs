@@ -165,20 +165,13 @@ async fn letterbox_and_crop_to_fill() {
 #[tokio::test]
 async fn exif_turned_photos_are_sized_as_shown() {
     use lucid_core::OutputFormat;
-    use lucid_imaging::codec::{Metadata, encode_with_metadata};
+    use lucid_imaging::codec::{Metadata, encode_with_metadata, exif_rotate_90};
     use lucid_imaging::raster::Raster;
     let app = spawn_app().await;
     let stored = Raster::from_dynamic(&image::load_from_memory(&png(40, 20)).unwrap());
-    // Big-endian TIFF header, IFD0 at 8 with one entry: Orientation, SHORT, 1, value 6.
-    let exif = [
-        b"MM\0\x2a\0\0\0\x08\0\x01".as_slice(),
-        &[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0],
-        &[0, 0, 0, 0],
-    ]
-    .concat();
     let meta = Metadata {
         icc: None,
-        exif: Some(exif),
+        exif: Some(exif_rotate_90()),
     };
     let turned = encode_with_metadata(&stored, OutputFormat::Jpeg, &meta).unwrap();
     let id = app
