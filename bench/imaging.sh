@@ -5,10 +5,13 @@
 # ratio of the fastest peer's.
 #
 #   apt-get install libvips-tools time && pip install pillow opencv-python-headless numpy
-#   cargo build --release && bench/imaging.sh [runs]
+#   cargo build --release && bench/imaging.sh [runs [operation...]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
+shift || true
+operations=("$@")
+[ ${#operations[@]} -gt 0 ] || operations=(upscale downscale unsharp denoise whitebalance)
 lucid=target/release/lucid
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -44,7 +47,7 @@ vips_cmd() {
 }
 
 printf "%-13s %-22s %-22s %-22s %-22s %s\n" operation "lucid s (MiB)" "vips s (MiB)" "pillow s (MiB)" "opencv s (MiB)" "lucid/fastest peer"
-for op in upscale downscale unsharp denoise whitebalance; do
+for op in "${operations[@]}"; do
   lucid_cmd "$op"
   vc=$(vips_cmd $op)
   # The tools take turns, run after run, so a change in the shared machine's load falls on

@@ -56,30 +56,39 @@ pub fn process_into<W: Write + Seek + Send>(
         progress(DECODED);
         cancel.check()?;
         let ctx = Ctx::new(cancel, progress, (DECODED, OPERATED));
-        let decoded = if plain {
+        // The decoded image goes as soon as the working raster is made of it.
+        let operate = |img: Raster| {
+            ops::run(
+                &ctx,
+                job.endpoint,
+                job.model,
+                job.settings,
+                img,
+                &job.placement,
+            )
+        };
+        let working = |decoded: image::DynamicImage| Raster::from_dynamic(&decoded);
+        let widened = |bytes: Raster<u8>| bytes.widened();
+        let result = if plain || ops::runs_on_bytes(job.endpoint, job.model, job.settings) {
             match Raster::from_dynamic8(decoded) {
-                Ok(bytes) => {
+                Ok(bytes) if plain => {
                     let mut rows = ops::enhance::resample_bytes(&ctx, bytes, job.placement);
                     let out =
                         codec::encode_rows_ahead(pool, &mut rows, job.format, &metadata, out)?;
                     progress(1.0);
                     return Ok(out);
                 }
-                Err(decoded) => decoded,
+                Ok(bytes) => {
+                    match ops::run_on_bytes(&ctx, job.endpoint, job.model, job.settings, bytes) {
+                        Ok(result) => result,
+                        Err(bytes) => operate(widened(bytes))?,
+                    }
+                }
+                Err(decoded) => operate(working(decoded))?,
             }
         } else {
-            decoded
+            operate(working(decoded))?
         };
-        let img = Raster::from_dynamic(&decoded);
-        drop(decoded);
-        let result = ops::run(
-            &ctx,
-            job.endpoint,
-            job.model,
-            job.settings,
-            img,
-            &job.placement,
-        )?;
         let out = match result {
             ops::Output::Raster(raster) => {
                 cancel.check()?;
@@ -115,10 +124,18 @@ pub fn peak_memory(job: &Job, input: &codec::ImageInfo) -> u64 {
     let pixels = input.width as u64 * input.height as u64;
     let channels = if input.alpha { 4 } else { 3 };
     let size = (input.width as usize, input.height as usize);
-    if only_resamples(job, size) && input.decoded_bytes_per_pixel as usize == channels {
+    let eight_bit = input.decoded_bytes_per_pixel as usize == channels;
+    if eight_bit && only_resamples(job, size) {
         let decode = input.decode_memory(resample_target(job, true));
         return ops::enhance::resample_bytes_memory(decode, channels, &job.placement)
             + codec::encoder_memory(job.placement.width as usize, channels, 1, job.format);
+    }
+    if eight_bit && ops::runs_on_bytes(job.endpoint, job.model, job.settings) {
+        // The decoded bytes, and chunks of their rows as floats and as bytes.
+        let chunks = ops::enhance::streamed_memory(input.width as u64, channels);
+        return input.decode_memory(None)
+            + chunks * 5 / 4
+            + codec::encoder_memory(job.placement.width as usize, channels, 4, job.format);
     }
     // One working raster (f32 per channel) of the input's size.
     let raster = pixels * channels as u64 * 4;

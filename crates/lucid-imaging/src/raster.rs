@@ -140,18 +140,34 @@ impl Raster<u8> {
     }
 }
 
+/// Bytes as samples in 0..1, converted by a loop that vectorises (a per-element parallel map
+/// does not); callers hand each task a block.
+pub(crate) fn widen(bytes: &[u8], out: &mut [f32]) {
+    for (o, b) in out.iter_mut().zip(bytes) {
+        *o = *b as f32 * (1.0 / 255.0);
+    }
+}
+
+impl Raster<u8> {
+    /// The working raster of these bytes.
+    pub fn widened(&self) -> Raster {
+        Raster {
+            width: self.width,
+            height: self.height,
+            channels: self.channels,
+            data: to_f32(&self.data),
+        }
+    }
+}
+
+/// Bytes as samples in 0..1, in blocks converted in parallel.
+fn to_f32(bytes: &[u8]) -> Vec<f32> {
+    filled_in_parallel(bytes.len(), |at, block| widen(&bytes[at..], block))
+}
+
 impl Raster {
     pub fn from_dynamic(img: &DynamicImage) -> Self {
         let (w, h) = (img.width() as usize, img.height() as usize);
-        // Blocks of bytes per task, each converted by a loop that vectorises (a per-element
-        // parallel map does not).
-        let to_f32 = |bytes: &[u8]| -> Vec<f32> {
-            filled_in_parallel(bytes.len(), |at, block| {
-                for (o, b) in block.iter_mut().zip(&bytes[at..]) {
-                    *o = *b as f32 * (1.0 / 255.0);
-                }
-            })
-        };
         match img {
             // 8-bit images, the common case, convert in parallel; others through `image`.
             DynamicImage::ImageRgb8(rgb) => Raster {

@@ -10,7 +10,7 @@ use lucid_core::request::Settings;
 
 use super::Output;
 use crate::codec::RowSource;
-use crate::raster::{Raster, bilateral, resample, resample_into, unsharp};
+use crate::raster::{Raster, bilateral, resample, resample_into, unsharp, widen};
 use crate::sr::{self, Network};
 use crate::{Ctx, ImagingError, dct};
 
@@ -149,17 +149,94 @@ impl Finish {
     }
 }
 
+/// What [`EnhanceRows`] resamples its rows from: the working raster, or the decoded bytes
+/// ([`Widened`]).
+pub(crate) trait ChunkSource: Send {
+    fn channels(&self) -> usize;
+    /// The placement's output rows from `y0`, as many as `out` holds.
+    fn resample_rows(
+        &mut self,
+        placement: &Placement,
+        y0: usize,
+        out: &mut [f32],
+    ) -> Result<(), ImagingError>;
+}
+
+impl ChunkSource for Raster {
+    fn channels(&self) -> usize {
+        self.channels
+    }
+
+    fn resample_rows(
+        &mut self,
+        placement: &Placement,
+        y0: usize,
+        out: &mut [f32],
+    ) -> Result<(), ImagingError> {
+        resample_into(self, placement, y0, out)
+    }
+}
+
+/// The decoded 8-bit image, widened to floats a chunk of rows at a time: the image is never
+/// held whole as floats (four times its bytes). Exact where the placement keeps the size (the
+/// rows are copied); a resample rounds its result to bytes first.
+pub(crate) struct Widened {
+    bytes: Raster<u8>,
+    /// The chunk's rows as bytes.
+    rows: Vec<u8>,
+}
+
+impl Widened {
+    pub(crate) fn new(bytes: Raster<u8>) -> Self {
+        Widened {
+            bytes,
+            rows: Vec::new(),
+        }
+    }
+}
+
+impl ChunkSource for Widened {
+    fn channels(&self) -> usize {
+        self.bytes.channels
+    }
+
+    fn resample_rows(
+        &mut self,
+        placement: &Placement,
+        y0: usize,
+        out: &mut [f32],
+    ) -> Result<(), ImagingError> {
+        use rayon::prelude::*;
+        // Sized exactly, as bands are (chunks differ by their halo).
+        self.rows.clear();
+        self.rows.reserve_exact(out.len());
+        self.rows.resize(out.len(), 0);
+        resample_into(&self.bytes, placement, y0, &mut self.rows)?;
+        out.par_chunks_mut(1 << 16)
+            .zip(self.rows.par_chunks(1 << 16))
+            .for_each(|(out, rows)| widen(rows, out));
+        Ok(())
+    }
+}
+
+/// The most heap [`streamed`] rows take beside their source, `width` wide: a chunk with its
+/// halo and what the finishing steps hold while they run (the encoder's bands are counted by
+/// [`crate::pipeline::peak_memory`]).
+pub(crate) fn streamed_memory(width: u64, channels: usize) -> u64 {
+    2 * width * (CHUNK_ROWS as u64 + 64) * channels as u64 * 4
+}
+
 /// The placement's rows of `source` with `finish` applied, computed a chunk at a time as the
 /// encoder asks (see [`EnhanceRows`]).
-pub(crate) fn streamed<'a>(
+pub(crate) fn streamed<'a, S: ChunkSource + 'a>(
     ctx: &'a Ctx<'a>,
-    source: Raster,
+    source: S,
     placement: Placement,
     finish: Finish,
 ) -> Output<'a> {
     Output::Rows(Box::new(EnhanceRows {
         ctx,
-        chunk: Raster::new(placement.width as usize, 0, source.channels),
+        chunk: Raster::new(placement.width as usize, 0, source.channels()),
         source,
         placement,
         finish,
@@ -176,9 +253,9 @@ const CHUNK_ROWS: usize = 128;
 
 /// The resample and its finishing steps, computed a chunk of output rows at a time so the
 /// output is never held whole: memory follows the output's width, not its area.
-struct EnhanceRows<'a> {
+struct EnhanceRows<'a, S> {
     ctx: &'a Ctx<'a>,
-    source: Raster,
+    source: S,
     placement: Placement,
     finish: Finish,
     /// The rows computed last: `chunk_skip` halo rows, then the `chunk_rows` final rows from
@@ -189,7 +266,7 @@ struct EnhanceRows<'a> {
     chunk_rows: usize,
 }
 
-impl RowSource for EnhanceRows<'_> {
+impl<S: ChunkSource> RowSource for EnhanceRows<'_, S> {
     fn width(&self) -> usize {
         self.placement.width as usize
     }
@@ -199,7 +276,7 @@ impl RowSource for EnhanceRows<'_> {
     }
 
     fn channels(&self) -> usize {
-        self.source.channels
+        self.source.channels()
     }
 
     fn fill(&mut self, y0: usize, band: &mut Raster) -> Result<(), ImagingError> {
@@ -208,7 +285,8 @@ impl RowSource for EnhanceRows<'_> {
         if self.finish.halo() == 0 {
             // No step looks past its own row: the band is computed where it lies.
             self.ctx.check()?;
-            resample_into(&self.source, &self.placement, y0, &mut band.data)?;
+            self.source
+                .resample_rows(&self.placement, y0, &mut band.data)?;
             self.finish.apply(&self.ctx.quiet(), band)?;
             self.ctx.advance((y0 + band.height) as f32 / height as f32);
             return Ok(());
@@ -223,7 +301,8 @@ impl RowSource for EnhanceRows<'_> {
                 // The chunk's buffer is filled again, and its halo rows stay in it (skipped
                 // when copying), which saves moving the chunk down.
                 self.chunk.set_height(b - a);
-                resample_into(&self.source, &self.placement, a, &mut self.chunk.data)?;
+                self.source
+                    .resample_rows(&self.placement, a, &mut self.chunk.data)?;
                 self.finish.apply(&self.ctx.quiet(), &mut self.chunk)?;
                 (self.chunk_y0, self.chunk_skip, self.chunk_rows) = (y, y - a, end - y);
                 self.ctx.advance(end as f32 / height as f32);
@@ -319,7 +398,7 @@ pub(crate) fn peak_memory(
         raster(pixels) + 2 * raster(out_pixels) + raster(input_pixels.min(pixels))
     } else {
         // Source and a chunk of output rows (the encoder's buffers are counted by the caller).
-        raster(pixels) + 2 * raster(placement.width as u64 * (CHUNK_ROWS as u64 + 64))
+        raster(pixels) + streamed_memory(placement.width as u64, channels)
     };
     smoothing.max(learned).max(resample)
 }
@@ -391,7 +470,8 @@ pub(crate) fn resample_bytes<'a>(
 /// resizer's scratch for a chunk of rows (the encoder's bands are counted by
 /// [`crate::pipeline::peak_memory`]).
 pub(crate) fn resample_bytes_memory(decode: u64, channels: usize, placement: &Placement) -> u64 {
-    decode + 2 * placement.width as u64 * (CHUNK_ROWS as u64 + 64) * channels as u64
+    // Its chunks are bytes, not floats.
+    decode + streamed_memory(placement.width as u64, channels) / 4
 }
 
 pub(crate) struct ResampledBytes<'a> {

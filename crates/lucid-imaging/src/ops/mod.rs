@@ -55,6 +55,30 @@ pub fn run<'a>(
     }
 }
 
+/// [`run`] on the decoded 8-bit image, for the operations that stream their rows from it
+/// without a float copy of the whole image (the unsharp-mask sharpen models); the others hand
+/// the bytes back.
+pub fn run_on_bytes<'a>(
+    ctx: &'a Ctx<'a>,
+    endpoint: Endpoint,
+    model: &str,
+    settings: &Settings,
+    bytes: Raster<u8>,
+) -> Result<Output<'a>, Raster<u8>> {
+    match endpoint {
+        Endpoint::Sharpen | Endpoint::SharpenGen => {
+            sharpen::run_on_bytes(ctx, model, settings, bytes)
+        }
+        _ => Err(bytes),
+    }
+}
+
+/// Whether [`run_on_bytes`] takes the job.
+pub(crate) fn runs_on_bytes(endpoint: Endpoint, model: &str, settings: &Settings) -> bool {
+    matches!(endpoint, Endpoint::Sharpen | Endpoint::SharpenGen)
+        && sharpen::runs_on_bytes(model, settings)
+}
+
 /// What the model does in lucid, in one sentence.
 pub fn describe(endpoint: Endpoint, model: &str) -> &'static str {
     match (endpoint, model) {

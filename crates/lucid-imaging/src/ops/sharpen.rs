@@ -6,7 +6,7 @@ use lucid_core::geometry::Placement;
 use lucid_core::request::Settings;
 
 use super::Output;
-use super::enhance::{Finish, streamed};
+use super::enhance::{ChunkSource, Finish, Widened, streamed};
 use crate::raster::{Raster, bilateral, gaussian_psf, richardson_lucy, unsharp};
 use crate::{Ctx, ImagingError};
 
@@ -23,18 +23,75 @@ fn unsharp_mask(model: &str) -> Option<(f32, f32, f32)> {
     }
 }
 
-pub fn run<'a>(
-    ctx: &'a Ctx<'a>,
-    model: &str,
-    s: &Settings,
-    img: Raster,
-) -> Result<Output<'a>, ImagingError> {
+/// The unsharp mask a model applies, as the finishing step of streamed rows: `None` for the
+/// deblurring models, and where `denoise_strength` asks for smoothing first.
+fn unsharp_finish(model: &str, s: &Settings) -> Option<Finish> {
+    let (strength, opacity, denoise) = knobs(model, s);
+    let (sigma, amount, threshold) = unsharp_mask(model).filter(|_| denoise <= 0.02)?;
+    Some(Finish {
+        sharpen: Some((sigma, amount * strength, threshold)),
+        generative: None,
+        text_refine: false,
+        opacity,
+    })
+}
+
+/// The settings every model reads: strength (times `focus_boost`), opacity, and how much to
+/// smooth before sharpening.
+fn knobs(model: &str, s: &Settings) -> (f32, f32, f32) {
     let strength = s.number("strength", 1.0) as f32 * s.number("focus_boost", 1.0) as f32;
     let opacity = s.number("opacity", 1.0) as f32;
     let denoise = s.number(
         "denoise_strength",
         if model == "Lens Blur V2" { 0.4 } else { 0.0 },
     ) as f32;
+    (strength, opacity, denoise)
+}
+
+/// An unsharp mask only looks a few rows away: computed a band at a time as the encoder asks,
+/// never holding the output whole.
+fn unsharp_rows<'a>(
+    ctx: &'a Ctx<'a>,
+    source: impl ChunkSource + 'a,
+    width: usize,
+    height: usize,
+    finish: Finish,
+) -> Output<'a> {
+    ctx.plan_passes(1);
+    let placement = Placement::identity(width as u32, height as u32);
+    streamed(ctx, source, placement, finish)
+}
+
+/// [`run`] on the decoded 8-bit image, for the unsharp-mask models: their rows are widened to
+/// floats a chunk at a time ([`Widened`]), so the image is never held whole as floats. The
+/// bytes come back for the other models.
+pub(crate) fn run_on_bytes<'a>(
+    ctx: &'a Ctx<'a>,
+    model: &str,
+    s: &Settings,
+    bytes: Raster<u8>,
+) -> Result<Output<'a>, Raster<u8>> {
+    match unsharp_finish(model, s) {
+        Some(finish) => {
+            let (w, h) = (bytes.width, bytes.height);
+            Ok(unsharp_rows(ctx, Widened::new(bytes), w, h, finish))
+        }
+        None => Err(bytes),
+    }
+}
+
+/// Whether [`run_on_bytes`] takes the model.
+pub(crate) fn runs_on_bytes(model: &str, s: &Settings) -> bool {
+    unsharp_finish(model, s).is_some()
+}
+
+pub fn run<'a>(
+    ctx: &'a Ctx<'a>,
+    model: &str,
+    s: &Settings,
+    img: Raster,
+) -> Result<Output<'a>, ImagingError> {
+    let (strength, opacity, denoise) = knobs(model, s);
     let iterations = |base: f32| ((base * strength) as usize).max(1);
     let passes = match model {
         "Refocus" => 2 * iterations(10.0),
@@ -43,18 +100,9 @@ pub fn run<'a>(
         "Super Focus V2" | "Super Focus" => 2 * iterations(10.0) + 3,
         _ => 2,
     };
-    if let Some((sigma, amount, threshold)) = unsharp_mask(model).filter(|_| denoise <= 0.02) {
-        // An unsharp mask only looks a few rows away: computed a band at a time as the
-        // encoder asks, never holding the output whole.
-        ctx.plan_passes(1);
-        let placement = Placement::identity(img.width as u32, img.height as u32);
-        let finish = Finish {
-            sharpen: Some((sigma, amount * strength, threshold)),
-            generative: None,
-            text_refine: false,
-            opacity,
-        };
-        return Ok(streamed(ctx, img, placement, finish));
+    if let Some(finish) = unsharp_finish(model, s) {
+        let (w, h) = (img.width, img.height);
+        return Ok(unsharp_rows(ctx, img, w, h, finish));
     }
     ctx.plan_passes(passes + 2 + usize::from(denoise > 0.02));
     // The input is kept only when some of it shows through.
@@ -145,6 +193,31 @@ mod tests {
 
     /// The unsharp-mask models stream their rows (the output is never whole) and give what the
     /// mask on the whole image gives, opacity included; the deblurring ones work whole.
+    /// From the decoded bytes the unsharp-mask models give what they give from the working
+    /// raster, sample for sample, over several chunks; the deblurring models hand the bytes
+    /// back.
+    #[test]
+    fn unsharp_models_run_on_the_decoded_bytes() {
+        let cancel = Cancel::new();
+        let ctx = Ctx::new(&cancel, &|_| {}, (0.0, 1.0));
+        let mut bytes = Raster::<u8>::new(120, 300, 3);
+        for (i, v) in bytes.data.iter_mut().enumerate() {
+            *v = ((i * 7919) % 251) as u8;
+        }
+        let settings = Settings::from_json(r#"{"opacity": 0.6, "strength": 0.9}"#);
+        let Ok(from_bytes) = run_on_bytes(&ctx, "Strong", &settings, bytes.clone()) else {
+            panic!("Strong is an unsharp-mask model");
+        };
+        let from_bytes = from_bytes.into_raster().unwrap();
+        let from_floats = run(&ctx, "Strong", &settings, bytes.widened())
+            .unwrap()
+            .into_raster()
+            .unwrap();
+        assert_eq!((from_bytes.width, from_bytes.height), (120, 300));
+        assert!(from_bytes.data == from_floats.data);
+        assert!(run_on_bytes(&ctx, "Lens Blur", &Settings::default(), bytes).is_err());
+    }
+
     #[test]
     fn unsharp_models_stream_the_whole_image_result() {
         let cancel = Cancel::new();
