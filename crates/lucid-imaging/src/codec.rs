@@ -295,19 +295,20 @@ pub fn decode_with_metadata(bytes: &[u8]) -> Result<(Raster, Metadata), ImagingE
 /// The decoded image as the decoder gives it (8 or 16 bits, grey or colour), orientation
 /// applied, and the metadata an output should carry over.
 pub fn decode_image(bytes: &[u8]) -> Result<(DynamicImage, Metadata), ImagingError> {
-    decode_image_toward(bytes, None)
+    decode_image_toward(bytes, &probe(bytes)?, None)
 }
 
 /// [`decode_image`] for an image about to be resampled to `target` (width, height as shown):
 /// a JPEG is decoded at 1/2, 1/4 or 1/8 of its size, the reduction done in its DCT as it is
 /// decoded (libjpeg's scaled decoding, vips' shrink-on-load), whenever that leaves at least
 /// twice `target` on both sides, so that the resampler's Lanczos-3 still makes the last factor
-/// of two or more. Other images, and JPEGs too small to shrink, decode whole.
+/// of two or more. Other images, and JPEGs too small to shrink, decode whole. `info` is what
+/// [`probe`] answered for `bytes` (which checked the limits: the caller probes once).
 pub fn decode_image_toward(
     bytes: &[u8],
+    info: &ImageInfo,
     target: Option<(u32, u32)>,
 ) -> Result<(DynamicImage, Metadata), ImagingError> {
-    let info = probe(bytes)?;
     let mut decoder = whole_decoder(bytes)?;
     // Unreadable metadata is dropped rather than failing a decodable image.
     let icc = decoder.icc_profile().ok().flatten();
@@ -1179,8 +1180,9 @@ mod tests {
         let colour = colour.unwrap();
         // The size decoded, which the memory estimate's `decoded_size` must foresee.
         let size = |bytes: &[u8], target| {
-            let (img, _) = decode_image_toward(bytes, target).unwrap();
-            let foreseen = probe(bytes).unwrap().decoded_size(target);
+            let info = probe(bytes).unwrap();
+            let (img, _) = decode_image_toward(bytes, &info, target).unwrap();
+            let foreseen = info.decoded_size(target);
             assert_eq!(foreseen, (img.width(), img.height()), "{target:?}");
             (img.width(), img.height(), img.color())
         };

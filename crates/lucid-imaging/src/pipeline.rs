@@ -52,7 +52,8 @@ pub fn process_into<W: Write + Seek + Send>(
         let plain = only_resamples(job, (info.width as usize, info.height as usize));
         // A plain downscale of a JPEG starts from a reduced decode (the placement maps the
         // whole source onto the scaled size, whatever the source's size).
-        let (decoded, metadata) = codec::decode_image_toward(input, resample_target(job, plain))?;
+        let target = resample_target(job, plain);
+        let (decoded, metadata) = codec::decode_image_toward(input, &info, target)?;
         progress(DECODED);
         cancel.check()?;
         let ctx = Ctx::new(cancel, progress, (DECODED, OPERATED));

@@ -179,10 +179,10 @@ impl ChunkSource for Raster {
 
 /// The decoded 8-bit image, widened to floats a chunk of rows at a time: the image is never
 /// held whole as floats (four times its bytes). Exact where the placement keeps the size (the
-/// rows are copied); a resample rounds its result to bytes first.
+/// rows widen straight from the image); a resample rounds its result to bytes first.
 pub(crate) struct Widened {
     bytes: Raster<u8>,
-    /// The chunk's rows as bytes.
+    /// The chunk's rows as bytes, when they are resampled.
     rows: Vec<u8>,
 }
 
@@ -207,13 +207,19 @@ impl ChunkSource for Widened {
         out: &mut [f32],
     ) -> Result<(), ImagingError> {
         use rayon::prelude::*;
-        // Sized exactly, as bands are (chunks differ by their halo).
-        self.rows.clear();
-        self.rows.reserve_exact(out.len());
-        self.rows.resize(out.len(), 0);
-        resample_into(&self.bytes, placement, y0, &mut self.rows)?;
+        let (w, h) = (self.bytes.width as u32, self.bytes.height as u32);
+        let rows = if *placement == Placement::identity(w, h) {
+            &self.bytes.data[y0 * self.bytes.row_len()..][..out.len()]
+        } else {
+            // Sized exactly, as bands are (chunks differ by their halo).
+            self.rows.clear();
+            self.rows.reserve_exact(out.len());
+            self.rows.resize(out.len(), 0);
+            resample_into(&self.bytes, placement, y0, &mut self.rows)?;
+            &self.rows
+        };
         out.par_chunks_mut(1 << 16)
-            .zip(self.rows.par_chunks(1 << 16))
+            .zip(rows.par_chunks(1 << 16))
             .for_each(|(out, rows)| widen(rows, out));
         Ok(())
     }
