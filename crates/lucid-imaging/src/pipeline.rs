@@ -57,7 +57,6 @@ pub fn process_into<W: Write + Seek + Send>(
         progress(DECODED);
         cancel.check()?;
         let ctx = Ctx::new(cancel, progress, (DECODED, OPERATED));
-        // The decoded image goes as soon as the working raster is made of it.
         let operate = |img: Raster| {
             ops::run(
                 &ctx,
@@ -68,27 +67,26 @@ pub fn process_into<W: Write + Seek + Send>(
                 &job.placement,
             )
         };
-        let working = |decoded: image::DynamicImage| Raster::from_dynamic(&decoded);
-        let widened = |bytes: Raster<u8>| bytes.widened();
-        let result = if plain || ops::runs_on_bytes(job.endpoint, job.model, job.settings) {
-            match Raster::from_dynamic8(decoded) {
-                Ok(bytes) if plain => {
-                    let mut rows = ops::enhance::resample_bytes(&ctx, bytes, job.placement);
-                    let out =
-                        codec::encode_rows_ahead(pool, &mut rows, job.format, &metadata, out)?;
-                    progress(1.0);
-                    return Ok(out);
-                }
-                Ok(bytes) => {
-                    match ops::run_on_bytes(&ctx, job.endpoint, job.model, job.settings, bytes) {
-                        Ok(result) => result,
-                        Err(bytes) => operate(widened(bytes))?,
-                    }
-                }
-                Err(decoded) => operate(working(decoded))?,
+        // 8-bit decodes are offered to the operations that run on bytes; the rest widen (the
+        // decoded image is dropped as soon as the working raster is made of it).
+        let result = match Raster::from_dynamic8(decoded) {
+            Ok(bytes) if plain => {
+                let mut rows = ops::enhance::resample_bytes(&ctx, bytes, job.placement);
+                let out = codec::encode_rows_ahead(pool, &mut rows, job.format, &metadata, out)?;
+                progress(1.0);
+                return Ok(out);
             }
-        } else {
-            operate(working(decoded))?
+            Ok(bytes) => {
+                match ops::run_on_bytes(&ctx, job.endpoint, job.model, job.settings, bytes) {
+                    Ok(result) => result,
+                    Err(bytes) => operate(bytes.widened())?,
+                }
+            }
+            Err(decoded) => {
+                let working = Raster::from_dynamic(&decoded);
+                drop(decoded);
+                operate(working)?
+            }
         };
         let out = match result {
             ops::Output::Raster(raster) => {

@@ -75,17 +75,6 @@ pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0f32, f32::max)
 }
 
-/// `len` samples, every one set by `fill(offset, block)` over blocks written in parallel.
-fn filled_in_parallel(len: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
-    use rayon::prelude::*;
-    const BLOCK: usize = 1 << 16;
-    let mut data = vec![0.0f32; len];
-    data.par_chunks_mut(BLOCK)
-        .enumerate()
-        .for_each(|(i, block)| fill(i * BLOCK, block));
-    data
-}
-
 impl<T: Sample> Raster<T> {
     pub fn new(width: usize, height: usize, channels: usize) -> Self {
         Raster {
@@ -138,19 +127,9 @@ impl Raster<u8> {
             data,
         })
     }
-}
 
-/// Bytes as samples in 0..1, converted by a loop that vectorises (a per-element parallel map
-/// does not); callers hand each task a block.
-pub(crate) fn widen(bytes: &[u8], out: &mut [f32]) {
-    for (o, b) in out.iter_mut().zip(bytes) {
-        *o = *b as f32 * (1.0 / 255.0);
-    }
-}
-
-impl Raster<u8> {
-    /// The working raster of these bytes.
-    pub fn widened(&self) -> Raster {
+    /// The working raster of these bytes, which go as soon as it is made.
+    pub fn widened(self) -> Raster {
         Raster {
             width: self.width,
             height: self.height,
@@ -160,9 +139,25 @@ impl Raster<u8> {
     }
 }
 
-/// Bytes as samples in 0..1, in blocks converted in parallel.
+/// Bytes as samples in 0..1 in `out` (as long as `bytes`), in blocks converted in parallel
+/// by a loop that vectorises (a per-element parallel map does not).
+pub(crate) fn widen_in_parallel(bytes: &[u8], out: &mut [f32]) {
+    use rayon::prelude::*;
+    const BLOCK: usize = 1 << 16;
+    out.par_chunks_mut(BLOCK)
+        .zip(bytes.par_chunks(BLOCK))
+        .for_each(|(out, bytes)| {
+            for (o, b) in out.iter_mut().zip(bytes) {
+                *o = *b as f32 * (1.0 / 255.0);
+            }
+        });
+}
+
+/// Bytes as samples in 0..1.
 fn to_f32(bytes: &[u8]) -> Vec<f32> {
-    filled_in_parallel(bytes.len(), |at, block| widen(&bytes[at..], block))
+    let mut data = vec![0.0f32; bytes.len()];
+    widen_in_parallel(bytes, &mut data);
+    data
 }
 
 impl Raster {

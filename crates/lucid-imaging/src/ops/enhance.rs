@@ -10,7 +10,7 @@ use lucid_core::request::Settings;
 
 use super::Output;
 use crate::codec::RowSource;
-use crate::raster::{Raster, bilateral, resample, resample_into, unsharp, widen};
+use crate::raster::{Raster, bilateral, resample, resample_into, unsharp, widen_in_parallel};
 use crate::sr::{self, Network};
 use crate::{Ctx, ImagingError, dct};
 
@@ -183,14 +183,14 @@ impl ChunkSource for Raster {
 pub(crate) struct Widened {
     bytes: Raster<u8>,
     /// The chunk's rows as bytes, when they are resampled.
-    rows: Vec<u8>,
+    rows: Raster<u8>,
 }
 
 impl Widened {
     pub(crate) fn new(bytes: Raster<u8>) -> Self {
         Widened {
+            rows: Raster::new(0, 0, bytes.channels),
             bytes,
-            rows: Vec::new(),
         }
     }
 }
@@ -206,21 +206,16 @@ impl ChunkSource for Widened {
         y0: usize,
         out: &mut [f32],
     ) -> Result<(), ImagingError> {
-        use rayon::prelude::*;
         let (w, h) = (self.bytes.width as u32, self.bytes.height as u32);
         let rows = if *placement == Placement::identity(w, h) {
             &self.bytes.data[y0 * self.bytes.row_len()..][..out.len()]
         } else {
-            // Sized exactly, as bands are (chunks differ by their halo).
-            self.rows.clear();
-            self.rows.reserve_exact(out.len());
-            self.rows.resize(out.len(), 0);
-            resample_into(&self.bytes, placement, y0, &mut self.rows)?;
-            &self.rows
+            self.rows.width = placement.width as usize;
+            self.rows.set_height(out.len() / self.rows.row_len());
+            resample_into(&self.bytes, placement, y0, &mut self.rows.data)?;
+            &self.rows.data
         };
-        out.par_chunks_mut(1 << 16)
-            .zip(rows.par_chunks(1 << 16))
-            .for_each(|(out, rows)| widen(rows, out));
+        widen_in_parallel(rows, out);
         Ok(())
     }
 }

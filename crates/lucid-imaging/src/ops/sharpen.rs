@@ -26,26 +26,41 @@ fn unsharp_mask(model: &str) -> Option<(f32, f32, f32)> {
 /// The unsharp mask a model applies, as the finishing step of streamed rows: `None` for the
 /// deblurring models, and where `denoise_strength` asks for smoothing first.
 fn unsharp_finish(model: &str, s: &Settings) -> Option<Finish> {
-    let (strength, opacity, denoise) = knobs(model, s);
-    let (sigma, amount, threshold) = unsharp_mask(model).filter(|_| denoise <= 0.02)?;
+    let knobs = Knobs::of(model, s);
+    let (sigma, amount, threshold) = unsharp_mask(model).filter(|_| !knobs.smooths_first())?;
     Some(Finish {
-        sharpen: Some((sigma, amount * strength, threshold)),
+        sharpen: Some((sigma, amount * knobs.strength, threshold)),
         generative: None,
         text_refine: false,
-        opacity,
+        opacity: knobs.opacity,
     })
 }
 
-/// The settings every model reads: strength (times `focus_boost`), opacity, and how much to
-/// smooth before sharpening.
-fn knobs(model: &str, s: &Settings) -> (f32, f32, f32) {
-    let strength = s.number("strength", 1.0) as f32 * s.number("focus_boost", 1.0) as f32;
-    let opacity = s.number("opacity", 1.0) as f32;
-    let denoise = s.number(
-        "denoise_strength",
-        if model == "Lens Blur V2" { 0.4 } else { 0.0 },
-    ) as f32;
-    (strength, opacity, denoise)
+/// The settings every model reads.
+struct Knobs {
+    /// `strength` times `focus_boost`.
+    strength: f32,
+    opacity: f32,
+    /// How much to smooth before sharpening (`denoise_strength`).
+    denoise: f32,
+}
+
+impl Knobs {
+    fn of(model: &str, s: &Settings) -> Self {
+        Knobs {
+            strength: s.number("strength", 1.0) as f32 * s.number("focus_boost", 1.0) as f32,
+            opacity: s.number("opacity", 1.0) as f32,
+            denoise: s.number(
+                "denoise_strength",
+                if model == "Lens Blur V2" { 0.4 } else { 0.0 },
+            ) as f32,
+        }
+    }
+
+    /// Whether the image is smoothed (bilateral) before it is sharpened.
+    fn smooths_first(&self) -> bool {
+        self.denoise > 0.02
+    }
 }
 
 /// An unsharp mask only looks a few rows away: computed a band at a time as the encoder asks,
@@ -91,7 +106,8 @@ pub fn run<'a>(
     s: &Settings,
     img: Raster,
 ) -> Result<Output<'a>, ImagingError> {
-    let (strength, opacity, denoise) = knobs(model, s);
+    let knobs = Knobs::of(model, s);
+    let strength = knobs.strength;
     let iterations = |base: f32| ((base * strength) as usize).max(1);
     let passes = match model {
         "Refocus" => 2 * iterations(10.0),
@@ -104,11 +120,11 @@ pub fn run<'a>(
         let (w, h) = (img.width, img.height);
         return Ok(unsharp_rows(ctx, img, w, h, finish));
     }
-    ctx.plan_passes(passes + 2 + usize::from(denoise > 0.02));
+    ctx.plan_passes(passes + 2 + usize::from(knobs.smooths_first()));
     // The input is kept only when some of it shows through.
-    let original = (opacity < 1.0).then(|| img.clone());
-    let mut img = if denoise > 0.02 {
-        bilateral(ctx, &img, 2, 1.0, 0.02 + 0.06 * denoise)?
+    let original = (knobs.opacity < 1.0).then(|| img.clone());
+    let mut img = if knobs.smooths_first() {
+        bilateral(ctx, &img, 2, 1.0, 0.02 + 0.06 * knobs.denoise)?
     } else {
         img
     };
@@ -131,7 +147,7 @@ pub fn run<'a>(
         }
     }
     if let Some(original) = original {
-        img.blend_with(&original, opacity);
+        img.blend_with(&original, knobs.opacity);
     }
     img.clamp();
     Ok(Output::Raster(img))
@@ -209,7 +225,7 @@ mod tests {
             panic!("Strong is an unsharp-mask model");
         };
         let from_bytes = from_bytes.into_raster().unwrap();
-        let from_floats = run(&ctx, "Strong", &settings, bytes.widened())
+        let from_floats = run(&ctx, "Strong", &settings, bytes.clone().widened())
             .unwrap()
             .into_raster()
             .unwrap();
