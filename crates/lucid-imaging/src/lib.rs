@@ -167,9 +167,9 @@ impl<'a> Ctx<'a> {
         self.passes_done.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn rows<F>(&self, out: &mut [f32], row_len: usize, f: F) -> Result<(), ImagingError>
+    pub fn rows<T: Send, F>(&self, out: &mut [T], row_len: usize, f: F) -> Result<(), ImagingError>
     where
-        F: Fn(usize, &mut [f32]) + Sync,
+        F: Fn(usize, &mut [T]) + Sync,
     {
         self.bands(out, row_len, BAND_ROWS, |y0, band| {
             for (i, row) in band.chunks_mut(row_len).enumerate() {
@@ -182,15 +182,15 @@ impl<'a> Ctx<'a> {
     /// Runs `f(y0, band)` for every band of `band_rows` rows of `out`, `y0` being the band's
     /// first row, in parallel: for filters that share work between the rows of a band. `f` may
     /// stop inside a long band (with [`Ctx::check`]'s error); the first error ends the pass.
-    pub fn bands<F>(
+    pub fn bands<T: Send, F>(
         &self,
-        out: &mut [f32],
+        out: &mut [T],
         row_len: usize,
         band_rows: usize,
         f: F,
     ) -> Result<(), ImagingError>
     where
-        F: Fn(usize, &mut [f32]) -> Result<(), ImagingError> + Sync,
+        F: Fn(usize, &mut [T]) -> Result<(), ImagingError> + Sync,
     {
         use rayon::prelude::*;
         let height = out.len() / row_len.max(1);

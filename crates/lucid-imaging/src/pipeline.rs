@@ -97,6 +97,9 @@ pub fn process_into<W: Write + Seek + Send>(
             ops::Output::Rows(mut rows) => {
                 codec::encode_rows_ahead(pool, &mut *rows, job.format, &metadata, out)?
             }
+            ops::Output::ByteRows(mut rows) => {
+                codec::encode_rows_ahead(pool, &mut *rows, job.format, &metadata, out)?
+            }
         };
         progress(1.0);
         Ok(out)
@@ -129,12 +132,11 @@ pub fn peak_memory(job: &Job, input: &codec::ImageInfo) -> u64 {
         return ops::enhance::resample_bytes_memory(decode, channels, &job.placement)
             + codec::encoder_memory(job.placement.width as usize, channels, 1, job.format);
     }
-    if eight_bit && ops::runs_on_bytes(job.endpoint, job.model, job.settings) {
-        // The decoded bytes, and chunks of their rows as floats and as bytes.
-        let chunks = ops::enhance::streamed_memory(input.width as u64, channels);
+    let on_bytes = ops::bytes_memory(job.endpoint, job.model, job.settings, size.0, channels);
+    if let Some(operation) = on_bytes.filter(|_| eight_bit) {
         return input.decode_memory(None)
-            + chunks * 5 / 4
-            + codec::encoder_memory(job.placement.width as usize, channels, 4, job.format);
+            + operation
+            + codec::encoder_memory(job.placement.width as usize, channels, 1, job.format);
     }
     // One working raster (f32 per channel) of the input's size.
     let raster = pixels * channels as u64 * 4;

@@ -139,24 +139,19 @@ impl Raster<u8> {
     }
 }
 
-/// Bytes as samples in 0..1 in `out` (as long as `bytes`), in blocks converted in parallel
-/// by a loop that vectorises (a per-element parallel map does not).
-pub(crate) fn widen_in_parallel(bytes: &[u8], out: &mut [f32]) {
+/// Bytes as samples in 0..1, in blocks converted in parallel by a loop that vectorises (a
+/// per-element parallel map does not).
+fn to_f32(bytes: &[u8]) -> Vec<f32> {
     use rayon::prelude::*;
     const BLOCK: usize = 1 << 16;
-    out.par_chunks_mut(BLOCK)
+    let mut data = vec![0.0f32; bytes.len()];
+    data.par_chunks_mut(BLOCK)
         .zip(bytes.par_chunks(BLOCK))
         .for_each(|(out, bytes)| {
             for (o, b) in out.iter_mut().zip(bytes) {
-                *o = *b as f32 * (1.0 / 255.0);
+                *o = widen(*b);
             }
         });
-}
-
-/// Bytes as samples in 0..1.
-fn to_f32(bytes: &[u8]) -> Vec<f32> {
-    let mut data = vec![0.0f32; bytes.len()];
-    widen_in_parallel(bytes, &mut data);
     data
 }
 
@@ -259,12 +254,25 @@ impl Raster {
     }
 }
 
-fn to_u8(v: f32) -> u8 {
+/// A byte as a working sample (0..1).
+#[inline]
+pub(crate) fn widen(v: u8) -> f32 {
+    v as f32 * (1.0 / 255.0)
+}
+
+/// A working sample as the byte the encoders write.
+pub(crate) fn to_u8(v: f32) -> u8 {
     (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8
 }
 
+/// How far a Gaussian blur of `sigma` reaches, in pixels: a band's result depends on this many
+/// rows above and below it.
+pub(crate) fn gaussian_radius(sigma: f32) -> usize {
+    (sigma * 3.0).ceil().max(1.0) as usize
+}
+
 fn gaussian_kernel(sigma: f32) -> Vec<f32> {
-    let r = (sigma * 3.0).ceil().max(1.0) as i64;
+    let r = gaussian_radius(sigma) as i64;
     let k: Vec<f32> = (-r..=r)
         .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
         .collect();
@@ -289,9 +297,12 @@ pub fn convolve_separable(
         // a plain shifted multiply-add over the whole row (which vectorises).
         let s = &src[y * w * c..(y + 1) * w * c];
         let mut padded = Vec::with_capacity((w + 2 * r as usize) * c);
-        for x in -r..w as i64 + r {
-            let xx = x.clamp(0, w as i64 - 1) as usize;
-            padded.extend_from_slice(&s[xx * c..(xx + 1) * c]);
+        for _ in 0..r {
+            padded.extend_from_slice(&s[..c]);
+        }
+        padded.extend_from_slice(s);
+        for _ in 0..r {
+            padded.extend_from_slice(&s[(w - 1) * c..]);
         }
         for (k, kv) in kernel.iter().enumerate() {
             for (o, v) in row.iter_mut().zip(&padded[k * c..]) {
@@ -342,18 +353,23 @@ pub fn unsharp(
     ctx.rows(&mut img.data, w * c, |row_y, row| {
         let (ys, bs) = (&y[row_y * w..][..w], &blurred[row_y * w..][..w]);
         for (p, (v, b)) in row.chunks_exact_mut(c).zip(ys.iter().zip(bs)) {
-            let d = v - b;
-            // Soft threshold: details below it are left alone, so flat noise is not amplified.
-            let d = if d.abs() <= threshold {
-                0.0
-            } else {
-                d - threshold * d.signum()
-            };
+            let change = unsharp_change(*v, *b, amount, threshold);
             for v in &mut p[..3] {
-                *v += amount * d;
+                *v += change;
             }
         }
     })
+}
+
+/// What an unsharp mask adds to a pixel of luma `y` whose blurred luma is `blurred`: `amount`
+/// times their difference, less a soft threshold, so details below it are left alone and flat
+/// noise is not amplified.
+#[inline]
+pub(crate) fn unsharp_change(y: f32, blurred: f32, amount: f32, threshold: f32) -> f32 {
+    let d = y - blurred;
+    // `d - threshold * signum(d)` beyond the threshold, 0 within it: branch-free, so a row
+    // of them vectorises.
+    amount * (d - d.clamp(-threshold, threshold))
 }
 
 /// Richardson–Lucy deconvolution of a single plane with a known point-spread function given

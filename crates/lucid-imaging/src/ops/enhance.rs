@@ -10,7 +10,7 @@ use lucid_core::request::Settings;
 
 use super::Output;
 use crate::codec::RowSource;
-use crate::raster::{Raster, bilateral, resample, resample_into, unsharp, widen_in_parallel};
+use crate::raster::{Raster, bilateral, gaussian_radius, resample, resample_into, unsharp};
 use crate::sr::{self, Network};
 use crate::{Ctx, ImagingError, dct};
 
@@ -124,7 +124,7 @@ impl Finish {
     fn halo(&self) -> usize {
         self.masks()
             .iter()
-            .map(|(sigma, _, _)| (sigma * 3.0).ceil().max(1.0) as usize)
+            .map(|&(sigma, _, _)| gaussian_radius(sigma))
             .sum()
     }
 
@@ -149,77 +149,6 @@ impl Finish {
     }
 }
 
-/// What [`EnhanceRows`] resamples its rows from: the working raster, or the decoded bytes
-/// ([`Widened`]).
-pub(crate) trait ChunkSource: Send {
-    fn channels(&self) -> usize;
-    /// The placement's output rows from `y0`, as many as `out` holds.
-    fn resample_rows(
-        &mut self,
-        placement: &Placement,
-        y0: usize,
-        out: &mut [f32],
-    ) -> Result<(), ImagingError>;
-}
-
-impl ChunkSource for Raster {
-    fn channels(&self) -> usize {
-        self.channels
-    }
-
-    fn resample_rows(
-        &mut self,
-        placement: &Placement,
-        y0: usize,
-        out: &mut [f32],
-    ) -> Result<(), ImagingError> {
-        resample_into(self, placement, y0, out)
-    }
-}
-
-/// The decoded 8-bit image, widened to floats a chunk of rows at a time: the image is never
-/// held whole as floats (four times its bytes). Exact where the placement keeps the size (the
-/// rows widen straight from the image); a resample rounds its result to bytes first.
-pub(crate) struct Widened {
-    bytes: Raster<u8>,
-    /// The chunk's rows as bytes, when they are resampled.
-    rows: Raster<u8>,
-}
-
-impl Widened {
-    pub(crate) fn new(bytes: Raster<u8>) -> Self {
-        Widened {
-            rows: Raster::new(0, 0, bytes.channels),
-            bytes,
-        }
-    }
-}
-
-impl ChunkSource for Widened {
-    fn channels(&self) -> usize {
-        self.bytes.channels
-    }
-
-    fn resample_rows(
-        &mut self,
-        placement: &Placement,
-        y0: usize,
-        out: &mut [f32],
-    ) -> Result<(), ImagingError> {
-        let (w, h) = (self.bytes.width as u32, self.bytes.height as u32);
-        let rows = if *placement == Placement::identity(w, h) {
-            &self.bytes.data[y0 * self.bytes.row_len()..][..out.len()]
-        } else {
-            self.rows.width = placement.width as usize;
-            self.rows.set_height(out.len() / self.rows.row_len());
-            resample_into(&self.bytes, placement, y0, &mut self.rows.data)?;
-            &self.rows.data
-        };
-        widen_in_parallel(rows, out);
-        Ok(())
-    }
-}
-
 /// The most heap [`streamed`] rows take beside their source, `width` wide: a chunk with its
 /// halo and what the finishing steps hold while they run (the encoder's bands are counted by
 /// [`crate::pipeline::peak_memory`]).
@@ -229,15 +158,15 @@ pub(crate) fn streamed_memory(width: u64, channels: usize) -> u64 {
 
 /// The placement's rows of `source` with `finish` applied, computed a chunk at a time as the
 /// encoder asks (see [`EnhanceRows`]).
-pub(crate) fn streamed<'a, S: ChunkSource + 'a>(
+pub(crate) fn streamed<'a>(
     ctx: &'a Ctx<'a>,
-    source: S,
+    source: Raster,
     placement: Placement,
     finish: Finish,
 ) -> Output<'a> {
     Output::Rows(Box::new(EnhanceRows {
         ctx,
-        chunk: Raster::new(placement.width as usize, 0, source.channels()),
+        chunk: Raster::new(placement.width as usize, 0, source.channels),
         source,
         placement,
         finish,
@@ -254,9 +183,9 @@ const CHUNK_ROWS: usize = 128;
 
 /// The resample and its finishing steps, computed a chunk of output rows at a time so the
 /// output is never held whole: memory follows the output's width, not its area.
-struct EnhanceRows<'a, S> {
+struct EnhanceRows<'a> {
     ctx: &'a Ctx<'a>,
-    source: S,
+    source: Raster,
     placement: Placement,
     finish: Finish,
     /// The rows computed last: `chunk_skip` halo rows, then the `chunk_rows` final rows from
@@ -267,7 +196,7 @@ struct EnhanceRows<'a, S> {
     chunk_rows: usize,
 }
 
-impl<S: ChunkSource> RowSource for EnhanceRows<'_, S> {
+impl RowSource for EnhanceRows<'_> {
     fn width(&self) -> usize {
         self.placement.width as usize
     }
@@ -277,7 +206,7 @@ impl<S: ChunkSource> RowSource for EnhanceRows<'_, S> {
     }
 
     fn channels(&self) -> usize {
-        self.source.channels()
+        self.source.channels
     }
 
     fn fill(&mut self, y0: usize, band: &mut Raster) -> Result<(), ImagingError> {
@@ -286,8 +215,7 @@ impl<S: ChunkSource> RowSource for EnhanceRows<'_, S> {
         if self.finish.halo() == 0 {
             // No step looks past its own row: the band is computed where it lies.
             self.ctx.check()?;
-            self.source
-                .resample_rows(&self.placement, y0, &mut band.data)?;
+            resample_into(&self.source, &self.placement, y0, &mut band.data)?;
             self.finish.apply(&self.ctx.quiet(), band)?;
             self.ctx.advance((y0 + band.height) as f32 / height as f32);
             return Ok(());
@@ -302,8 +230,7 @@ impl<S: ChunkSource> RowSource for EnhanceRows<'_, S> {
                 // The chunk's buffer is filled again, and its halo rows stay in it (skipped
                 // when copying), which saves moving the chunk down.
                 self.chunk.set_height(b - a);
-                self.source
-                    .resample_rows(&self.placement, a, &mut self.chunk.data)?;
+                resample_into(&self.source, &self.placement, a, &mut self.chunk.data)?;
                 self.finish.apply(&self.ctx.quiet(), &mut self.chunk)?;
                 (self.chunk_y0, self.chunk_skip, self.chunk_rows) = (y, y - a, end - y);
                 self.ctx.advance(end as f32 / height as f32);

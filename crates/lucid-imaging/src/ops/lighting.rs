@@ -4,7 +4,9 @@
 
 use lucid_core::request::Settings;
 
-use crate::raster::{LUMA, Raster};
+use super::Output;
+use crate::codec::RowSource;
+use crate::raster::{LUMA, Raster, to_u8, widen};
 use crate::{Ctx, ImagingError};
 
 pub fn run(ctx: &Ctx, model: &str, s: &Settings, mut img: Raster) -> Result<Raster, ImagingError> {
@@ -151,9 +153,22 @@ pub fn auto_levels(img: &mut Raster) {
 /// Gray world: gains that make the mean of unclipped pixels neutral, keeping its brightness.
 pub fn white_balance(img: &mut Raster) {
     let c = img.channels;
+    let Some(gains) = gray_world_gains(img.data.chunks_exact(c).map(|p| [p[0], p[1], p[2]])) else {
+        return;
+    };
+    for p in img.data.chunks_exact_mut(c) {
+        for ch in 0..3 {
+            p[ch] *= gains[ch];
+        }
+    }
+}
+
+/// The gray-world gains of these RGB pixels: those that make the mean of the unclipped ones
+/// neutral, keeping its brightness. `None` when every pixel is clipped.
+fn gray_world_gains(pixels: impl Iterator<Item = [f32; 3]>) -> Option<[f32; 3]> {
     let mut sum = [0.0f64; 3];
     let mut n = 0u64;
-    for p in img.data.chunks_exact(c) {
+    for p in pixels {
         let max = p[0].max(p[1]).max(p[2]);
         let min = p[0].min(p[1]).min(p[2]);
         if max < 0.98 && min > 0.02 {
@@ -164,15 +179,95 @@ pub fn white_balance(img: &mut Raster) {
         }
     }
     if n == 0 {
-        return;
+        return None;
     }
     let mean = sum.map(|s| s / n as f64);
     let grey = (mean[0] + mean[1] + mean[2]) / 3.0;
-    let gains = mean.map(|m| (grey / m.max(1e-4)).clamp(0.5, 2.0) as f32);
-    for p in img.data.chunks_exact_mut(c) {
-        for ch in 0..3 {
-            p[ch] *= gains[ch];
-        }
+    Some(mean.map(|m| (grey / m.max(1e-4)).clamp(0.5, 2.0) as f32))
+}
+
+/// [`run`] on the decoded 8-bit image, for White Balance: the gains come from one pass over
+/// the bytes, then each channel's 256 values map through a table as the encoder asks for rows,
+/// so the image is never widened to floats. Gives exactly the bytes [`run`] on the widened
+/// image rounds to. The bytes come back for the other models.
+pub(crate) fn run_on_bytes<'a>(
+    ctx: &'a Ctx<'a>,
+    model: &str,
+    s: &Settings,
+    bytes: Raster<u8>,
+) -> Result<Output<'a>, Raster<u8>> {
+    if model != "White Balance" {
+        return Err(bytes);
+    }
+    let strength = s.number("strength", 1.0) as f32;
+    let pixels = bytes.data.chunks_exact(bytes.channels);
+    let gains = gray_world_gains(pixels.map(|p| [p[0], p[1], p[2]].map(widen))).unwrap_or([1.0; 3]);
+    // As `run` computes each sample: the gain, the blend with the original, the clamp.
+    let tables = gains.map(|gain| {
+        std::array::from_fn(|v| {
+            let original = widen(v as u8);
+            let balanced = original * gain;
+            to_u8(if strength < 1.0 {
+                original + (balanced - original) * strength
+            } else {
+                balanced
+            })
+        })
+    });
+    ctx.plan_passes(1);
+    Ok(Output::ByteRows(Box::new(MappedBytes {
+        ctx,
+        bytes,
+        tables,
+    })))
+}
+
+/// The heap [`run_on_bytes`] takes beside the decoded bytes and the encoder's bands; `None`
+/// for the models it hands back.
+pub(crate) fn bytes_memory(model: &str) -> Option<u64> {
+    (model == "White Balance").then_some(0)
+}
+
+/// The decoded bytes with each of R, G and B mapped through its own table (alpha kept), a band
+/// at a time as the encoder asks.
+struct MappedBytes<'a> {
+    ctx: &'a Ctx<'a>,
+    bytes: Raster<u8>,
+    tables: [[u8; 256]; 3],
+}
+
+impl RowSource<u8> for MappedBytes<'_> {
+    fn width(&self) -> usize {
+        self.bytes.width
+    }
+
+    fn height(&self) -> usize {
+        self.bytes.height
+    }
+
+    fn channels(&self) -> usize {
+        self.bytes.channels
+    }
+
+    fn fill(&mut self, y0: usize, band: &mut Raster<u8>) -> Result<(), ImagingError> {
+        self.ctx.check()?;
+        let (c, row_len) = (self.bytes.channels, self.bytes.row_len());
+        let source = &self.bytes.data[y0 * row_len..][..band.data.len()];
+        let tables = &self.tables;
+        self.ctx.quiet().rows(&mut band.data, row_len, |y, out| {
+            let pixels = out
+                .chunks_exact_mut(c)
+                .zip(source[y * row_len..].chunks_exact(c));
+            for (out, p) in pixels {
+                for ch in 0..3 {
+                    out[ch] = tables[ch][p[ch] as usize];
+                }
+                out[3..].copy_from_slice(&p[3..]);
+            }
+        })?;
+        self.ctx
+            .advance((y0 + band.height) as f32 / self.bytes.height as f32);
+        Ok(())
     }
 }
 
@@ -222,6 +317,43 @@ mod tests {
         white_balance(&mut img);
         let mean = |ch: usize| img.data.iter().skip(ch).step_by(3).sum::<f32>() / 4.0;
         assert!((mean(0) - mean(2)).abs() < 0.01 && (mean(1) - mean(2)).abs() < 0.01);
+    }
+
+    /// From the decoded bytes White Balance streams bytes, exactly those its result on the
+    /// working raster rounds to, RGB and RGBA, at full and partial strength; the other models
+    /// hand the bytes back.
+    #[test]
+    fn white_balance_runs_on_the_decoded_bytes() {
+        let cancel = crate::Cancel::new();
+        let ctx = Ctx::new(&cancel, &|_| {}, (0.0, 1.0));
+        for channels in [3, 4] {
+            // A warm cast: red high, blue low, with some clipped pixels the means leave out.
+            let mut bytes = Raster::<u8>::new(90, 300, channels);
+            for (i, p) in bytes.data.chunks_exact_mut(channels).enumerate() {
+                let v = (i * 7919 % 160) as u8;
+                p[..3].copy_from_slice(&[v + 90, v + 40, v / 2 + 10]);
+                if i % 50 == 0 {
+                    p[..3].copy_from_slice(&[255, 255, 255]);
+                }
+                if channels == 4 {
+                    p[3] = (i % 256) as u8;
+                }
+            }
+            for settings in [r#"{"strength": 0.7}"#, "{}"] {
+                let settings = Settings::from_json(settings);
+                let Ok(from_bytes) = run_on_bytes(&ctx, "White Balance", &settings, bytes.clone())
+                else {
+                    panic!("White Balance runs on bytes");
+                };
+                assert!(matches!(from_bytes, Output::ByteRows(_)));
+                let from_bytes = from_bytes.into_raster().unwrap();
+                let from_floats = run(&ctx, "White Balance", &settings, bytes.clone().widened());
+                assert!(from_bytes.to_u8() == from_floats.unwrap().to_u8());
+                assert!(from_bytes.to_u8() != bytes.data, "nothing was balanced");
+            }
+        }
+        let bytes = Raster::<u8>::new(16, 16, 3);
+        assert!(run_on_bytes(&ctx, "Adjust V2", &Settings::default(), bytes).is_err());
     }
 
     /// A dim, low-contrast left half next to a bright right half: equalisation spreads each

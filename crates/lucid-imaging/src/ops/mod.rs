@@ -17,10 +17,12 @@ pub mod restore;
 pub mod sharpen;
 
 /// An operation's result: the whole image, or its rows computed as they are read (the
-/// encoder then holds only a band of the output at a time).
+/// encoder then holds only a band of the output at a time), as working samples or as the
+/// bytes the encoder writes.
 pub enum Output<'a> {
     Raster(Raster),
     Rows(Box<dyn RowSource + Send + 'a>),
+    ByteRows(Box<dyn RowSource<u8> + Send + 'a>),
 }
 
 impl Output<'_> {
@@ -29,6 +31,7 @@ impl Output<'_> {
         match self {
             Output::Raster(r) => Ok(r),
             Output::Rows(mut rows) => codec::read_all(&mut *rows),
+            Output::ByteRows(mut rows) => codec::read_all(&mut *rows).map(Raster::widened),
         }
     }
 }
@@ -56,8 +59,8 @@ pub fn run<'a>(
 }
 
 /// [`run`] on the decoded 8-bit image, for the operations that stream their rows from it
-/// without a float copy of the whole image (the unsharp-mask sharpen models); the others hand
-/// the bytes back.
+/// without a float copy of the whole image (the unsharp-mask sharpen models, White Balance);
+/// the others hand the bytes back.
 pub fn run_on_bytes<'a>(
     ctx: &'a Ctx<'a>,
     endpoint: Endpoint,
@@ -69,14 +72,27 @@ pub fn run_on_bytes<'a>(
         Endpoint::Sharpen | Endpoint::SharpenGen => {
             sharpen::run_on_bytes(ctx, model, settings, bytes)
         }
+        Endpoint::Lighting => lighting::run_on_bytes(ctx, model, settings, bytes),
         _ => Err(bytes),
     }
 }
 
-/// Whether [`run_on_bytes`] takes the job.
-pub(crate) fn runs_on_bytes(endpoint: Endpoint, model: &str, settings: &Settings) -> bool {
-    matches!(endpoint, Endpoint::Sharpen | Endpoint::SharpenGen)
-        && sharpen::runs_on_bytes(model, settings)
+/// The heap [`run_on_bytes`] takes beside the decoded bytes and the encoder's bands, for a
+/// `width`-wide image; `None` when it hands the bytes back.
+pub(crate) fn bytes_memory(
+    endpoint: Endpoint,
+    model: &str,
+    settings: &Settings,
+    width: usize,
+    channels: usize,
+) -> Option<u64> {
+    match endpoint {
+        Endpoint::Sharpen | Endpoint::SharpenGen => {
+            sharpen::bytes_memory(model, settings, width, channels)
+        }
+        Endpoint::Lighting => lighting::bytes_memory(model),
+        _ => None,
+    }
 }
 
 /// What the model does in lucid, in one sentence.

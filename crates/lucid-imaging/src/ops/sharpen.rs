@@ -6,8 +6,12 @@ use lucid_core::geometry::Placement;
 use lucid_core::request::Settings;
 
 use super::Output;
-use super::enhance::{ChunkSource, Finish, Widened, streamed};
-use crate::raster::{Raster, bilateral, gaussian_psf, richardson_lucy, unsharp};
+use super::enhance::{Finish, streamed};
+use crate::codec::RowSource;
+use crate::raster::{
+    LUMA, Raster, bilateral, gaussian_blur, gaussian_psf, gaussian_radius, richardson_lucy, to_u8,
+    unsharp, unsharp_change, widen,
+};
 use crate::{Ctx, ImagingError};
 
 /// (sigma, amount, noise threshold) of the unsharp-mask models; `None` for the deblurring ones.
@@ -65,20 +69,13 @@ impl Knobs {
 
 /// An unsharp mask only looks a few rows away: computed a band at a time as the encoder asks,
 /// never holding the output whole.
-fn unsharp_rows<'a>(
-    ctx: &'a Ctx<'a>,
-    source: impl ChunkSource + 'a,
-    width: usize,
-    height: usize,
-    finish: Finish,
-) -> Output<'a> {
+fn unsharp_rows<'a>(ctx: &'a Ctx<'a>, img: Raster, finish: Finish) -> Output<'a> {
     ctx.plan_passes(1);
-    let placement = Placement::identity(width as u32, height as u32);
-    streamed(ctx, source, placement, finish)
+    let placement = Placement::identity(img.width as u32, img.height as u32);
+    streamed(ctx, img, placement, finish)
 }
 
-/// [`run`] on the decoded 8-bit image, for the unsharp-mask models: their rows are widened to
-/// floats a chunk at a time ([`Widened`]), so the image is never held whole as floats. The
+/// [`run`] on the decoded 8-bit image, for the unsharp-mask models ([`UnsharpBytes`]); the
 /// bytes come back for the other models.
 pub(crate) fn run_on_bytes<'a>(
     ctx: &'a Ctx<'a>,
@@ -88,16 +85,134 @@ pub(crate) fn run_on_bytes<'a>(
 ) -> Result<Output<'a>, Raster<u8>> {
     match unsharp_finish(model, s) {
         Some(finish) => {
-            let (w, h) = (bytes.width, bytes.height);
-            Ok(unsharp_rows(ctx, Widened::new(bytes), w, h, finish))
+            ctx.plan_passes(1);
+            Ok(Output::ByteRows(Box::new(UnsharpBytes {
+                ctx,
+                bytes,
+                mask: finish.sharpen.filter(|&(_, amount, _)| amount > 0.0),
+                opacity: finish.opacity,
+            })))
         }
         None => Err(bytes),
     }
 }
 
-/// Whether [`run_on_bytes`] takes the model.
-pub(crate) fn runs_on_bytes(model: &str, s: &Settings) -> bool {
-    unsharp_finish(model, s).is_some()
+/// The heap [`run_on_bytes`] takes beside the decoded bytes and the encoder's bands, for a
+/// `width`-wide image; `None` for the models it hands back.
+pub(crate) fn bytes_memory(
+    model: &str,
+    s: &Settings,
+    width: usize,
+    channels: usize,
+) -> Option<u64> {
+    let finish = unsharp_finish(model, s)?;
+    let halo = finish
+        .sharpen
+        .map_or(0, |(sigma, _, _)| gaussian_radius(sigma));
+    // A band's luma with its halo, the blur's horizontal pass and its result.
+    let rows = crate::codec::band_rows(width, channels) + 2 * halo;
+    Some(3 * (rows * width * 4) as u64)
+}
+
+/// The unsharp-mask models on the decoded bytes, a band at a time as the encoder asks: the
+/// luma of the band and its halo is blurred and the mask's change added to the band's bytes.
+/// The image is never widened to floats (four times its bytes), and the bands the encoder
+/// takes are bytes. Gives exactly the bytes [`run`] on the widened image rounds to.
+struct UnsharpBytes<'a> {
+    ctx: &'a Ctx<'a>,
+    bytes: Raster<u8>,
+    /// (sigma, amount, threshold); `None` when there is nothing to add.
+    mask: Option<(f32, f32, f32)>,
+    opacity: f32,
+}
+
+impl RowSource<u8> for UnsharpBytes<'_> {
+    fn width(&self) -> usize {
+        self.bytes.width
+    }
+
+    fn height(&self) -> usize {
+        self.bytes.height
+    }
+
+    fn channels(&self) -> usize {
+        self.bytes.channels
+    }
+
+    fn fill(&mut self, y0: usize, band: &mut Raster<u8>) -> Result<(), ImagingError> {
+        self.ctx.check()?;
+        let (w, h, c) = (self.bytes.width, self.bytes.height, self.bytes.channels);
+        let row_len = w * c;
+        let rows_of = |y: usize, n: usize| &self.bytes.data[y * row_len..][..n * row_len];
+        let quiet = self.ctx.quiet();
+        match self.mask {
+            None => band.data.copy_from_slice(rows_of(y0, band.height)),
+            Some((sigma, amount, threshold)) => {
+                let halo = gaussian_radius(sigma);
+                let (a, b) = (y0.saturating_sub(halo), (y0 + band.height + halo).min(h));
+                let mut luma = vec![0.0f32; (b - a) * w];
+                quiet.rows(&mut luma, w, |y, out| match c {
+                    4 => luma_row::<4>(rows_of(a + y, 1), out),
+                    _ => luma_row::<3>(rows_of(a + y, 1), out),
+                })?;
+                // The blurred luma becomes each pixel's change, in place.
+                let mut changes = gaussian_blur(&quiet, &luma, w, b - a, 1, sigma)?;
+                quiet.rows(&mut changes, w, |y, row| {
+                    for (blurred, &l) in row.iter_mut().zip(&luma[y * w..]) {
+                        *blurred = unsharp_change(l, *blurred, amount, threshold);
+                    }
+                })?;
+                let opacity = self.opacity;
+                quiet.rows(&mut band.data, row_len, |y, out| {
+                    let (src, changes) = (rows_of(y0 + y, 1), &changes[(y0 + y - a) * w..][..w]);
+                    match (c, opacity < 1.0) {
+                        (4, true) => sharpen_row::<4, true>(src, changes, opacity, out),
+                        (4, false) => sharpen_row::<4, false>(src, changes, opacity, out),
+                        (_, true) => sharpen_row::<3, true>(src, changes, opacity, out),
+                        (_, false) => sharpen_row::<3, false>(src, changes, opacity, out),
+                    }
+                })?;
+            }
+        }
+        self.ctx.advance((y0 + band.height) as f32 / h as f32);
+        Ok(())
+    }
+}
+
+/// The luma of a row of `C`-channel bytes, as [`Raster::luma`] gives it for the widened row.
+fn luma_row<const C: usize>(bytes: &[u8], out: &mut [f32]) {
+    for (l, p) in out.iter_mut().zip(bytes.chunks_exact(C)) {
+        let [r, g, b] = [p[0], p[1], p[2]].map(widen);
+        *l = LUMA[0] * r + LUMA[1] * g + LUMA[2] * b;
+    }
+}
+
+/// A row of `C`-channel bytes with each pixel's change added to R, G and B, blended back
+/// towards the source by `opacity` (`BLEND`) as [`Raster::blend_with`] blends, as bytes.
+fn sharpen_row<const C: usize, const BLEND: bool>(
+    src: &[u8],
+    changes: &[f32],
+    opacity: f32,
+    out: &mut [u8],
+) {
+    let pixels = out
+        .chunks_exact_mut(C)
+        .zip(src.chunks_exact(C))
+        .zip(changes);
+    for ((out, p), &change) in pixels {
+        for i in 0..3 {
+            let v = widen(p[i]);
+            let sharpened = v + change;
+            out[i] = to_u8(if BLEND {
+                v + (sharpened - v) * opacity
+            } else {
+                sharpened
+            });
+        }
+        if C == 4 {
+            out[3] = p[3];
+        }
+    }
 }
 
 pub fn run<'a>(
@@ -117,8 +232,7 @@ pub fn run<'a>(
         _ => 2,
     };
     if let Some(finish) = unsharp_finish(model, s) {
-        let (w, h) = (img.width, img.height);
-        return Ok(unsharp_rows(ctx, img, w, h, finish));
+        return Ok(unsharp_rows(ctx, img, finish));
     }
     ctx.plan_passes(passes + 2 + usize::from(knobs.smooths_first()));
     // The input is kept only when some of it shows through.
@@ -209,28 +323,35 @@ mod tests {
 
     /// The unsharp-mask models stream their rows (the output is never whole) and give what the
     /// mask on the whole image gives, opacity included; the deblurring ones work whole.
-    /// From the decoded bytes the unsharp-mask models give what they give from the working
-    /// raster, sample for sample, over several chunks; the deblurring models hand the bytes
-    /// back.
+    /// From the decoded bytes the unsharp-mask models stream bytes, exactly those their
+    /// result on the working raster rounds to, RGB and RGBA, over several bands, with and
+    /// without opacity; the deblurring models hand the bytes back.
     #[test]
     fn unsharp_models_run_on_the_decoded_bytes() {
         let cancel = Cancel::new();
         let ctx = Ctx::new(&cancel, &|_| {}, (0.0, 1.0));
-        let mut bytes = Raster::<u8>::new(120, 300, 3);
-        for (i, v) in bytes.data.iter_mut().enumerate() {
-            *v = ((i * 7919) % 251) as u8;
+        for channels in [3, 4] {
+            let mut bytes = Raster::<u8>::new(120, 300, channels);
+            for (i, v) in bytes.data.iter_mut().enumerate() {
+                *v = ((i * 7919) % 251) as u8;
+            }
+            for settings in [r#"{"opacity": 0.6, "strength": 0.9}"#, "{}"] {
+                let settings = Settings::from_json(settings);
+                let Ok(from_bytes) = run_on_bytes(&ctx, "Strong", &settings, bytes.clone()) else {
+                    panic!("Strong is an unsharp-mask model");
+                };
+                assert!(matches!(from_bytes, Output::ByteRows(_)));
+                let from_bytes = from_bytes.into_raster().unwrap();
+                let from_floats = run(&ctx, "Strong", &settings, bytes.clone().widened())
+                    .unwrap()
+                    .into_raster()
+                    .unwrap();
+                assert_eq!((from_bytes.width, from_bytes.height), (120, 300));
+                assert!(from_bytes.to_u8() == from_floats.to_u8());
+                assert!(from_bytes.to_u8() != bytes.data, "nothing was sharpened");
+            }
         }
-        let settings = Settings::from_json(r#"{"opacity": 0.6, "strength": 0.9}"#);
-        let Ok(from_bytes) = run_on_bytes(&ctx, "Strong", &settings, bytes.clone()) else {
-            panic!("Strong is an unsharp-mask model");
-        };
-        let from_bytes = from_bytes.into_raster().unwrap();
-        let from_floats = run(&ctx, "Strong", &settings, bytes.clone().widened())
-            .unwrap()
-            .into_raster()
-            .unwrap();
-        assert_eq!((from_bytes.width, from_bytes.height), (120, 300));
-        assert!(from_bytes.data == from_floats.data);
+        let bytes = Raster::<u8>::new(16, 16, 3);
         assert!(run_on_bytes(&ctx, "Lens Blur", &Settings::default(), bytes).is_err());
     }
 
