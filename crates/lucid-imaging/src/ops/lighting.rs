@@ -4,8 +4,7 @@
 
 use lucid_core::request::Settings;
 
-use super::Output;
-use crate::codec::RowSource;
+use super::{ByteBands, Output, byte_bands};
 use crate::raster::{LUMA, Raster, to_u8, widen};
 use crate::{Ctx, ImagingError};
 
@@ -214,12 +213,7 @@ pub(crate) fn run_on_bytes<'a>(
             })
         })
     });
-    ctx.plan_passes(1);
-    Ok(Output::ByteRows(Box::new(MappedBytes {
-        ctx,
-        bytes,
-        tables,
-    })))
+    Ok(byte_bands(ctx, bytes, ChannelTables(tables)))
 }
 
 /// The heap [`run_on_bytes`] takes beside the decoded bytes and the encoder's bands; `None`
@@ -228,46 +222,30 @@ pub(crate) fn bytes_memory(model: &str) -> Option<u64> {
     (model == "White Balance").then_some(0)
 }
 
-/// The decoded bytes with each of R, G and B mapped through its own table (alpha kept), a band
-/// at a time as the encoder asks.
-struct MappedBytes<'a> {
-    ctx: &'a Ctx<'a>,
-    bytes: Raster<u8>,
-    tables: [[u8; 256]; 3],
-}
+/// Each of R, G and B mapped through its own table (alpha kept).
+struct ChannelTables([[u8; 256]; 3]);
 
-impl RowSource<u8> for MappedBytes<'_> {
-    fn width(&self) -> usize {
-        self.bytes.width
-    }
-
-    fn height(&self) -> usize {
-        self.bytes.height
-    }
-
-    fn channels(&self) -> usize {
-        self.bytes.channels
-    }
-
-    fn fill(&mut self, y0: usize, band: &mut Raster<u8>) -> Result<(), ImagingError> {
-        self.ctx.check()?;
-        let (c, row_len) = (self.bytes.channels, self.bytes.row_len());
-        let source = &self.bytes.data[y0 * row_len..][..band.data.len()];
-        let tables = &self.tables;
-        self.ctx.quiet().rows(&mut band.data, row_len, |y, out| {
+impl ByteBands for ChannelTables {
+    fn fill(
+        &self,
+        ctx: &Ctx,
+        bytes: &Raster<u8>,
+        y0: usize,
+        band: &mut Raster<u8>,
+    ) -> Result<(), ImagingError> {
+        let (c, row_len) = (bytes.channels, bytes.row_len());
+        let source = &bytes.data[y0 * row_len..][..band.data.len()];
+        ctx.rows(&mut band.data, row_len, |y, out| {
             let pixels = out
                 .chunks_exact_mut(c)
                 .zip(source[y * row_len..].chunks_exact(c));
             for (out, p) in pixels {
                 for ch in 0..3 {
-                    out[ch] = tables[ch][p[ch] as usize];
+                    out[ch] = self.0[ch][p[ch] as usize];
                 }
                 out[3..].copy_from_slice(&p[3..]);
             }
-        })?;
-        self.ctx
-            .advance((y0 + band.height) as f32 / self.bytes.height as f32);
-        Ok(())
+        })
     }
 }
 

@@ -36,6 +36,58 @@ impl Output<'_> {
     }
 }
 
+/// An operation on the decoded 8-bit image that computes its output band by band, from the
+/// bytes to bytes: neither the image nor the encoder's bands are ever floats.
+pub(crate) trait ByteBands: Send {
+    /// Fills `band` with the output rows from `y0` of `bytes` (same size as the output),
+    /// reporting nothing (see [`Ctx::quiet`]).
+    fn fill(
+        &self,
+        ctx: &Ctx,
+        bytes: &Raster<u8>,
+        y0: usize,
+        band: &mut Raster<u8>,
+    ) -> Result<(), ImagingError>;
+}
+
+/// `op`'s output of `bytes`, computed a band at a time as the encoder asks, as one pass.
+pub(crate) fn byte_bands<'a>(
+    ctx: &'a Ctx<'a>,
+    bytes: Raster<u8>,
+    op: impl ByteBands + 'a,
+) -> Output<'a> {
+    ctx.plan_passes(1);
+    Output::ByteRows(Box::new(FromBytes { ctx, bytes, op }))
+}
+
+struct FromBytes<'a, B> {
+    ctx: &'a Ctx<'a>,
+    bytes: Raster<u8>,
+    op: B,
+}
+
+impl<B: ByteBands> RowSource<u8> for FromBytes<'_, B> {
+    fn width(&self) -> usize {
+        self.bytes.width
+    }
+
+    fn height(&self) -> usize {
+        self.bytes.height
+    }
+
+    fn channels(&self) -> usize {
+        self.bytes.channels
+    }
+
+    fn fill(&mut self, y0: usize, band: &mut Raster<u8>) -> Result<(), ImagingError> {
+        self.ctx.check()?;
+        self.op.fill(&self.ctx.quiet(), &self.bytes, y0, band)?;
+        self.ctx
+            .advance((y0 + band.height) as f32 / self.bytes.height as f32);
+        Ok(())
+    }
+}
+
 /// Runs the model's operation. The result has the placement's size.
 pub fn run<'a>(
     ctx: &'a Ctx<'a>,

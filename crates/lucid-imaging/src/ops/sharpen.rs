@@ -5,9 +5,8 @@
 use lucid_core::geometry::Placement;
 use lucid_core::request::Settings;
 
-use super::Output;
 use super::enhance::{Finish, streamed};
-use crate::codec::RowSource;
+use super::{ByteBands, Output, byte_bands};
 use crate::raster::{
     LUMA, Raster, bilateral, gaussian_blur, gaussian_psf, gaussian_radius, richardson_lucy, to_u8,
     unsharp, unsharp_change, widen,
@@ -85,13 +84,11 @@ pub(crate) fn run_on_bytes<'a>(
 ) -> Result<Output<'a>, Raster<u8>> {
     match unsharp_finish(model, s) {
         Some(finish) => {
-            ctx.plan_passes(1);
-            Ok(Output::ByteRows(Box::new(UnsharpBytes {
-                ctx,
-                bytes,
+            let mask = UnsharpBytes {
                 mask: finish.sharpen.filter(|&(_, amount, _)| amount > 0.0),
                 opacity: finish.opacity,
-            })))
+            };
+            Ok(byte_bands(ctx, bytes, mask))
         }
         None => Err(bytes),
     }
@@ -118,33 +115,23 @@ pub(crate) fn bytes_memory(
 /// luma of the band and its halo is blurred and the mask's change added to the band's bytes.
 /// The image is never widened to floats (four times its bytes), and the bands the encoder
 /// takes are bytes. Gives exactly the bytes [`run`] on the widened image rounds to.
-struct UnsharpBytes<'a> {
-    ctx: &'a Ctx<'a>,
-    bytes: Raster<u8>,
+struct UnsharpBytes {
     /// (sigma, amount, threshold); `None` when there is nothing to add.
     mask: Option<(f32, f32, f32)>,
     opacity: f32,
 }
 
-impl RowSource<u8> for UnsharpBytes<'_> {
-    fn width(&self) -> usize {
-        self.bytes.width
-    }
-
-    fn height(&self) -> usize {
-        self.bytes.height
-    }
-
-    fn channels(&self) -> usize {
-        self.bytes.channels
-    }
-
-    fn fill(&mut self, y0: usize, band: &mut Raster<u8>) -> Result<(), ImagingError> {
-        self.ctx.check()?;
-        let (w, h, c) = (self.bytes.width, self.bytes.height, self.bytes.channels);
+impl ByteBands for UnsharpBytes {
+    fn fill(
+        &self,
+        quiet: &Ctx,
+        bytes: &Raster<u8>,
+        y0: usize,
+        band: &mut Raster<u8>,
+    ) -> Result<(), ImagingError> {
+        let (w, h, c) = (bytes.width, bytes.height, bytes.channels);
         let row_len = w * c;
-        let rows_of = |y: usize, n: usize| &self.bytes.data[y * row_len..][..n * row_len];
-        let quiet = self.ctx.quiet();
+        let rows_of = |y: usize, n: usize| &bytes.data[y * row_len..][..n * row_len];
         match self.mask {
             None => band.data.copy_from_slice(rows_of(y0, band.height)),
             Some((sigma, amount, threshold)) => {
@@ -156,7 +143,7 @@ impl RowSource<u8> for UnsharpBytes<'_> {
                     _ => luma_row::<3>(rows_of(a + y, 1), out),
                 })?;
                 // The blurred luma becomes each pixel's change, in place.
-                let mut changes = gaussian_blur(&quiet, &luma, w, b - a, 1, sigma)?;
+                let mut changes = gaussian_blur(quiet, &luma, w, b - a, 1, sigma)?;
                 quiet.rows(&mut changes, w, |y, row| {
                     for (blurred, &l) in row.iter_mut().zip(&luma[y * w..]) {
                         *blurred = unsharp_change(l, *blurred, amount, threshold);
@@ -174,7 +161,6 @@ impl RowSource<u8> for UnsharpBytes<'_> {
                 })?;
             }
         }
-        self.ctx.advance((y0 + band.height) as f32 / h as f32);
         Ok(())
     }
 }
