@@ -70,12 +70,7 @@ pub fn process_into<W: Write + Seek + Send>(
         // 8-bit decodes are offered to the operations that run on bytes; the rest widen (the
         // decoded image is dropped as soon as the working raster is made of it).
         let result = match Raster::from_dynamic8(decoded) {
-            Ok(bytes) if plain => {
-                let mut rows = ops::enhance::resample_bytes(&ctx, bytes, job.placement);
-                let out = codec::encode_rows_ahead(pool, &mut rows, job.format, &metadata, out)?;
-                progress(1.0);
-                return Ok(out);
-            }
+            Ok(bytes) if plain => ops::enhance::resample_bytes(&ctx, bytes, job.placement),
             Ok(bytes) => {
                 match ops::run_on_bytes(&ctx, job.endpoint, job.model, job.settings, bytes) {
                     Ok(result) => result,

@@ -64,6 +64,12 @@ impl Sample for u8 {
 /// Rec. 709 luma weights, applied to the sRGB-encoded values (a luma, not a luminance).
 pub const LUMA: [f32; 3] = [0.2126, 0.7152, 0.0722];
 
+/// The [`LUMA`] of a pixel's first three samples (R, G, B).
+#[inline(always)]
+pub fn luma_of(p: &[f32]) -> f32 {
+    LUMA[0] * p[0] + LUMA[1] * p[1] + LUMA[2] * p[2]
+}
+
 /// The largest absolute difference between two equally long sample slices (tests compare
 /// streamed, banded or tiled results with the whole-image ones by it).
 #[cfg(test)]
@@ -214,7 +220,7 @@ impl Raster {
         use rayon::prelude::*;
         self.data
             .par_chunks_exact(self.channels)
-            .map(|p| LUMA[0] * p[0] + LUMA[1] * p[1] + LUMA[2] * p[2])
+            .map(luma_of)
             .collect()
     }
 

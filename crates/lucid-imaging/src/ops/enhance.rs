@@ -8,7 +8,7 @@ use lucid_core::Endpoint;
 use lucid_core::geometry::Placement;
 use lucid_core::request::Settings;
 
-use super::Output;
+use super::{ByteBands, Output, byte_bands};
 use crate::codec::RowSource;
 use crate::raster::{Raster, bilateral, gaussian_radius, resample, resample_into, unsharp};
 use crate::sr::{self, Network};
@@ -384,13 +384,8 @@ pub(crate) fn resample_bytes<'a>(
     ctx: &'a Ctx<'a>,
     source: Raster<u8>,
     placement: Placement,
-) -> ResampledBytes<'a> {
-    ctx.plan_passes(1);
-    ResampledBytes {
-        ctx,
-        source,
-        placement,
-    }
+) -> Output<'a> {
+    byte_bands(ctx, source, ResampleBytes(placement))
 }
 
 /// The most heap [`resample_bytes`] holds for an 8-bit input whose decode takes `decode`
@@ -402,31 +397,21 @@ pub(crate) fn resample_bytes_memory(decode: u64, channels: usize, placement: &Pl
     decode + streamed_memory(placement.width as u64, channels) / 4
 }
 
-pub(crate) struct ResampledBytes<'a> {
-    ctx: &'a Ctx<'a>,
-    source: Raster<u8>,
-    placement: Placement,
-}
+struct ResampleBytes(Placement);
 
-impl RowSource<u8> for ResampledBytes<'_> {
-    fn width(&self) -> usize {
-        self.placement.width as usize
+impl ByteBands for ResampleBytes {
+    fn size(&self, _: &Raster<u8>) -> (usize, usize) {
+        (self.0.width as usize, self.0.height as usize)
     }
 
-    fn height(&self) -> usize {
-        self.placement.height as usize
-    }
-
-    fn channels(&self) -> usize {
-        self.source.channels
-    }
-
-    fn fill(&mut self, y0: usize, band: &mut Raster<u8>) -> Result<(), ImagingError> {
-        self.ctx.check()?;
-        resample_into(&self.source, &self.placement, y0, &mut band.data)?;
-        self.ctx
-            .advance((y0 + band.height) as f32 / self.height() as f32);
-        Ok(())
+    fn fill(
+        &self,
+        _: &Ctx,
+        bytes: &Raster<u8>,
+        y0: usize,
+        band: &mut Raster<u8>,
+    ) -> Result<(), ImagingError> {
+        resample_into(bytes, &self.0, y0, &mut band.data)
     }
 }
 

@@ -5,7 +5,7 @@
 use lucid_core::request::Settings;
 
 use super::{ByteBands, Output, byte_bands};
-use crate::raster::{LUMA, Raster, to_u8, widen};
+use crate::raster::{Raster, luma_of, to_u8, widen};
 use crate::{Ctx, ImagingError};
 
 pub fn run(ctx: &Ctx, model: &str, s: &Settings, mut img: Raster) -> Result<Raster, ImagingError> {
@@ -127,7 +127,7 @@ pub fn auto_levels(img: &mut Raster) {
     let c = img.channels;
     let mut hist = [0u64; 1024];
     for p in img.data.chunks_exact(c) {
-        let y = LUMA[0] * p[0] + LUMA[1] * p[1] + LUMA[2] * p[2];
+        let y = luma_of(p);
         hist[(y.clamp(0.0, 1.0) * 1023.0) as usize] += 1;
     }
     let total = (img.data.len() / c) as u64;
@@ -138,7 +138,7 @@ pub fn auto_levels(img: &mut Raster) {
         for v in &mut p[..3] {
             *v = ((*v - lo) / (hi - lo)).clamp(0.0, 1.0);
         }
-        mean += (LUMA[0] * p[0] + LUMA[1] * p[1] + LUMA[2] * p[2]) as f64;
+        mean += luma_of(p) as f64;
     }
     let mean = (mean / total as f64).clamp(0.02, 0.98) as f32;
     let gamma = (0.45f32.ln() / mean.ln()).clamp(0.5, 2.0);
@@ -260,7 +260,7 @@ pub fn colorize(img: &mut Raster) {
     ];
     let c = img.channels;
     for p in img.data.chunks_exact_mut(c) {
-        let y = (LUMA[0] * p[0] + LUMA[1] * p[1] + LUMA[2] * p[2]).clamp(0.0, 1.0);
+        let y = luma_of(p).clamp(0.0, 1.0);
         let i = STOPS
             .iter()
             .rposition(|(t, _)| *t <= y)
@@ -270,7 +270,7 @@ pub fn colorize(img: &mut Raster) {
         let (t1, c1) = STOPS[i + 1];
         let f = ((y - t0) / (t1 - t0)).clamp(0.0, 1.0);
         let col: [f32; 3] = [0, 1, 2].map(|ch| c0[ch] + (c1[ch] - c0[ch]) * f);
-        let cy = LUMA[0] * col[0] + LUMA[1] * col[1] + LUMA[2] * col[2];
+        let cy = luma_of(&col);
         let k = if cy > 1e-4 { y / cy } else { 0.0 };
         for ch in 0..3 {
             p[ch] = col[ch] * k;
@@ -387,6 +387,6 @@ mod tests {
         colorize(&mut img);
         let p = &img.data;
         assert!(p[0] - p[2] > 0.05, "{p:?}");
-        assert!((LUMA[0] * p[0] + LUMA[1] * p[1] + LUMA[2] * p[2] - 0.5).abs() < 0.01);
+        assert!((luma_of(p) - 0.5).abs() < 0.01);
     }
 }

@@ -39,8 +39,13 @@ impl Output<'_> {
 /// An operation on the decoded 8-bit image that computes its output band by band, from the
 /// bytes to bytes: neither the image nor the encoder's bands are ever floats.
 pub(crate) trait ByteBands: Send {
-    /// Fills `band` with the output rows from `y0` of `bytes` (same size as the output),
-    /// reporting nothing (see [`Ctx::quiet`]).
+    /// The output's width and height for `bytes`: theirs, unless the operation resizes.
+    fn size(&self, bytes: &Raster<u8>) -> (usize, usize) {
+        (bytes.width, bytes.height)
+    }
+
+    /// Fills `band` with the output rows from `y0` of `bytes`, reporting nothing (see
+    /// [`Ctx::quiet`]).
     fn fill(
         &self,
         ctx: &Ctx,
@@ -68,11 +73,11 @@ struct FromBytes<'a, B> {
 
 impl<B: ByteBands> RowSource<u8> for FromBytes<'_, B> {
     fn width(&self) -> usize {
-        self.bytes.width
+        self.op.size(&self.bytes).0
     }
 
     fn height(&self) -> usize {
-        self.bytes.height
+        self.op.size(&self.bytes).1
     }
 
     fn channels(&self) -> usize {
@@ -83,7 +88,7 @@ impl<B: ByteBands> RowSource<u8> for FromBytes<'_, B> {
         self.ctx.check()?;
         self.op.fill(&self.ctx.quiet(), &self.bytes, y0, band)?;
         self.ctx
-            .advance((y0 + band.height) as f32 / self.bytes.height as f32);
+            .advance((y0 + band.height) as f32 / self.height() as f32);
         Ok(())
     }
 }

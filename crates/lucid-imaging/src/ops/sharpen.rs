@@ -8,8 +8,8 @@ use lucid_core::request::Settings;
 use super::enhance::{Finish, streamed};
 use super::{ByteBands, Output, byte_bands};
 use crate::raster::{
-    LUMA, Raster, bilateral, gaussian_blur, gaussian_psf, gaussian_radius, richardson_lucy, to_u8,
-    unsharp, unsharp_change, widen,
+    Raster, bilateral, gaussian_blur, gaussian_psf, gaussian_radius, luma_of, richardson_lucy,
+    to_u8, unsharp, unsharp_change, widen,
 };
 use crate::{Ctx, ImagingError};
 
@@ -168,8 +168,7 @@ impl ByteBands for UnsharpBytes {
 /// The luma of a row of `C`-channel bytes, as [`Raster::luma`] gives it for the widened row.
 fn luma_row<const C: usize>(bytes: &[u8], out: &mut [f32]) {
     for (l, p) in out.iter_mut().zip(bytes.chunks_exact(C)) {
-        let [r, g, b] = [p[0], p[1], p[2]].map(widen);
-        *l = LUMA[0] * r + LUMA[1] * g + LUMA[2] * b;
+        *l = luma_of(&[p[0], p[1], p[2]].map(widen));
     }
 }
 
