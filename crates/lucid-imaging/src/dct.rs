@@ -94,7 +94,7 @@ impl Dct {
     }
 
     /// `Cᵀ b C`, the inverse of [`Dct::forward`].
-    #[inline(always)]
+    #[cfg(test)]
     fn inverse(&self, b: &Block) -> Block {
         let mut u = [[0.0; N]; N];
         for r in 0..N {
@@ -127,15 +127,6 @@ fn corners(len: usize, stride: usize) -> Vec<usize> {
     v
 }
 
-#[inline(always)]
-fn load(plane: &[f32], w: usize, x0: usize, y0: usize) -> Block {
-    // Fixed-size rows copy as two vector moves rather than a call to memmove.
-    std::array::from_fn(|r| {
-        let at = (y0 + r) * w + x0;
-        plane[at..at + N].try_into().unwrap()
-    })
-}
-
 /// What a pass does to each block's coefficients.
 #[derive(Clone, Copy)]
 enum Shrink<'a> {
@@ -143,6 +134,48 @@ enum Shrink<'a> {
     Hard { threshold: f32 },
     /// Multiply each coefficient by `P² / (P² + σ²)`, `P` being the pilot's coefficient.
     Wiener { pilot: &'a [f32], sigma: f32 },
+}
+
+impl Shrink<'_> {
+    /// Shrinks a block's coefficients and gives the block's weight in the average: the
+    /// inverse of its remaining energy. `pilot`: the pilot's coefficients (Wiener only).
+    #[inline(always)]
+    fn apply(&self, coef: &mut Block, pilot: Option<&Block>) -> f32 {
+        // Branch-free, so it runs a lane at a time; one sum per lane, as a single float sum
+        // would serialise.
+        let mut lanes = [0.0f32; N];
+        match *self {
+            Shrink::Hard { threshold } => {
+                let dc = coef[0][0];
+                for row in coef.iter_mut() {
+                    for (v, count) in row.iter_mut().zip(&mut lanes) {
+                        let keep = v.abs() >= threshold;
+                        *v = if keep { *v } else { 0.0 };
+                        *count += if keep { 1.0 } else { 0.0 };
+                    }
+                }
+                let mut kept: f32 = lanes.iter().sum();
+                // The DC term always stays, whatever its size.
+                if coef[0][0] == 0.0 {
+                    kept += 1.0;
+                }
+                coef[0][0] = dc;
+                1.0 / kept
+            }
+            Shrink::Wiener { sigma, .. } => {
+                let s2 = sigma * sigma;
+                let pilot = pilot.expect("the Wiener pass has a pilot");
+                for (row, prow) in coef.iter_mut().zip(pilot) {
+                    for ((v, p), energy) in row.iter_mut().zip(prow).zip(&mut lanes) {
+                        let g = p * p / p.mul_add(*p, s2);
+                        *v *= g;
+                        *energy = g.mul_add(g, *energy);
+                    }
+                }
+                1.0 / lanes.iter().sum::<f32>().max(1e-3)
+            }
+        }
+    }
 }
 
 /// One pass over a plane: every block transformed, shrunk, transformed back and averaged
@@ -180,6 +213,103 @@ fn pass(
     Ok(out)
 }
 
+/// Eight samples or coefficients side by side: every step below works on whole lanes, which
+/// the compiler turns into single vector instructions.
+type Lane = [f32; N];
+
+/// `acc += s · v`.
+#[inline(always)]
+fn axpy(acc: &mut Lane, s: f32, v: &Lane) {
+    for (a, v) in acc.iter_mut().zip(v) {
+        *a = s.mul_add(*v, *a);
+    }
+}
+
+/// `Σ_i s[i] · v[i]` over lanes: one output lane of a matrix product.
+#[inline(always)]
+fn combine<const K: usize>(s: [f32; K], v: [&Lane; K]) -> Lane {
+    let mut out = [0.0; N];
+    for (s, v) in s.into_iter().zip(v) {
+        axpy(&mut out, s, v);
+    }
+    out
+}
+
+/// `Σ_k c[k] · v[k]`, fused.
+#[inline(always)]
+fn dot<const K: usize>(c: [f32; K], v: [f32; K]) -> f32 {
+    let mut acc = 0.0f32;
+    for k in 0..K {
+        acc = c[k].mul_add(v[k], acc);
+    }
+    acc
+}
+
+// The two column transforms are written for one lane index `i` and looped over the lanes,
+// without closures: a closure is compiled on its own, without the AVX2 and FMA of the kernel
+// that calls it, and its `mul_add`s become library calls.
+
+/// The DCT down the columns of eight rows of lanes, by the even/odd split of the basis
+/// (even rows of `C` are symmetric, odd ones antisymmetric): 36 lane operations, not 64.
+#[inline(always)]
+fn columns_forward(c: &Block, x: &[Lane; N]) -> [Lane; N] {
+    let mut out = [[0.0; N]; N];
+    for i in 0..N {
+        let s = [
+            x[0][i] + x[7][i],
+            x[1][i] + x[6][i],
+            x[2][i] + x[5][i],
+            x[3][i] + x[4][i],
+        ];
+        let d = [
+            x[0][i] - x[7][i],
+            x[1][i] - x[6][i],
+            x[2][i] - x[5][i],
+            x[3][i] - x[4][i],
+        ];
+        let (a0, a1) = (s[0] + s[3], s[1] + s[2]);
+        let (b0, b1) = (s[0] - s[3], s[1] - s[2]);
+        out[0][i] = c[0][0] * (a0 + a1);
+        out[4][i] = c[4][0] * (a0 - a1);
+        out[2][i] = dot([c[2][0], c[2][1]], [b0, b1]);
+        out[6][i] = dot([c[6][0], c[6][1]], [b0, b1]);
+        for k in [1, 3, 5, 7] {
+            out[k][i] = dot([c[k][0], c[k][1], c[k][2], c[k][3]], d);
+        }
+    }
+    out
+}
+
+/// The inverse of [`columns_forward`] (`Cᵀ` down the columns), by the same split.
+#[inline(always)]
+fn columns_inverse(c: &Block, b: &[Lane; N]) -> [Lane; N] {
+    let mut out = [[0.0; N]; N];
+    for i in 0..N {
+        let p = dot([c[0][0], c[4][0]], [b[0][i], b[4][i]]);
+        let q = dot([c[0][0], -c[4][0]], [b[0][i], b[4][i]]);
+        let u0 = dot([c[2][0], c[6][0]], [b[2][i], b[6][i]]);
+        let u1 = dot([c[2][1], c[6][1]], [b[2][i], b[6][i]]);
+        let even = [p + u0, q + u1, q - u1, p - u0];
+        let odds = [b[1][i], b[3][i], b[5][i], b[7][i]];
+        for r in 0..4 {
+            let odd = dot([c[1][r], c[3][r], c[5][r], c[7][r]], odds);
+            out[r][i] = even[r] + odd;
+            out[7 - r][i] = even[r] - odd;
+        }
+    }
+    out
+}
+
+/// Column `j` of the ring's rows at `slots`: one block's eight rows.
+#[inline(always)]
+fn gather(ring: &[Lane], slots: &[usize; N], j: usize) -> [Lane; N] {
+    let mut rows = [[0.0; N]; N];
+    for (row, at) in rows.iter_mut().zip(slots) {
+        *row = ring[at + j];
+    }
+    rows
+}
+
 /// The blocks that touch one band of output rows.
 struct Band<'a> {
     dct: &'a Dct,
@@ -191,159 +321,102 @@ struct Band<'a> {
 }
 
 impl Band<'_> {
-    /// [`Band::run`] with AVX2 and FMA intrinsics: a block is eight 8-lane registers and each
-    /// transform is 128 fused multiply-adds. Same arithmetic as the portable version.
+    /// [`Band::run`] compiled for AVX2 and FMA: a lane is one register.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     fn run_avx2(&self, y0: usize, band: &mut [f32]) {
-        use std::arch::x86_64::*;
-        type Rows = [__m256; N];
-        let (w, dct) = (self.w, self.dct);
-        // `Σ_j s(i, j) · rows[j]` for every i: every step of both transforms has this form.
-        #[target_feature(enable = "avx2,fma")]
-        #[inline]
-        fn combine(s: impl Fn(usize, usize) -> f32, rows: &Rows) -> Rows {
-            let mut out = [_mm256_setzero_ps(); N];
-            for (i, acc) in out.iter_mut().enumerate() {
-                for j in 0..N {
-                    *acc = _mm256_fmadd_ps(_mm256_set1_ps(s(i, j)), rows[j], *acc);
-                }
-            }
-            out
-        }
-        // SAFETY (every unaligned load and store below): the pointer is to 8 floats.
-        let c: Rows = std::array::from_fn(|k| unsafe { _mm256_loadu_ps(dct.c[k].as_ptr()) });
-        let ct: Rows = std::array::from_fn(|n| unsafe { _mm256_loadu_ps(dct.ct[n].as_ptr()) });
-        let forward = |src: &[f32], bx: usize, by: usize| -> Rows {
-            let t = combine(|r, n| src[(by + r) * w + bx + n], &ct);
-            combine(|k, r| dct.c[k][r], &t)
-        };
-        let sign = _mm256_set1_ps(-0.0);
+        self.run(y0, band)
+    }
+
+    /// The 2-D transform is separable, and the blocks of a row of corners share their rows:
+    /// each row's DCT along x is computed once per corner column (not once per block over
+    /// it, eight times), the blocks take it down the columns, and what they give back is
+    /// summed still transformed along x, so the inverse along x is once per row too. Rows
+    /// live in rings of eight, indexed by `y % 8`.
+    #[inline(always)]
+    fn run(&self, y0: usize, band: &mut [f32]) {
+        let (w, c) = (self.w, &self.dct.c);
         let y1 = y0 + band.len() / w;
-        let mut weights = vec![0.0f32; band.len()];
-        for &by in self.ys.iter().filter(|&&by| by + N > y0 && by < y1) {
-            for &bx in self.xs {
-                let mut coef = forward(self.plane, bx, by);
-                let weight = match self.shrink {
-                    Shrink::Hard { threshold } => {
-                        let dc = _mm256_cvtss_f32(coef[0]);
-                        let t = _mm256_set1_ps(threshold);
-                        let mut kept = 0;
-                        for row in &mut coef {
-                            let keep = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_andnot_ps(sign, *row), t);
-                            *row = _mm256_and_ps(*row, keep);
-                            kept += _mm256_movemask_ps(keep).count_ones();
-                        }
-                        // The DC term always stays, whatever its size.
-                        if dc.abs() < threshold {
-                            kept += 1;
-                            coef[0] = _mm256_blend_ps::<1>(coef[0], _mm256_set1_ps(dc));
-                        }
-                        1.0 / kept as f32
-                    }
-                    Shrink::Wiener { pilot, sigma } => {
-                        let p = forward(pilot, bx, by);
-                        let s2 = _mm256_set1_ps(sigma * sigma);
-                        let mut energy = _mm256_setzero_ps();
-                        for (row, p) in coef.iter_mut().zip(&p) {
-                            let p2 = _mm256_mul_ps(*p, *p);
-                            let g = _mm256_div_ps(p2, _mm256_add_ps(p2, s2));
-                            *row = _mm256_mul_ps(*row, g);
-                            energy = _mm256_fmadd_ps(g, g, energy);
-                        }
-                        let mut lanes = [0.0f32; N];
-                        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), energy) };
-                        1.0 / lanes.iter().sum::<f32>().max(1e-3)
-                    }
-                };
-                let u = combine(|r, k| dct.ct[r][k], &coef);
-                let mut u_mem = [[0.0f32; N]; N];
-                for (m, v) in u_mem.iter_mut().zip(&u) {
-                    unsafe { _mm256_storeu_ps(m.as_mut_ptr(), *v) };
+        let cols = self.xs.len();
+        let rows: Vec<usize> = (self.ys.iter().copied())
+            .filter(|&by| by + N > y0 && by < y1)
+            .collect();
+        let wiener = matches!(self.shrink, Shrink::Wiener { .. });
+        let mut noisy = vec![[0.0f32; N]; N * cols];
+        let mut pilot = vec![[0.0f32; N]; if wiener { N * cols } else { 0 }];
+        let mut sums = vec![[0.0f32; N]; N * cols];
+        let mut weights = vec![0.0f32; N * cols];
+        let mut total = vec![0.0f32; w];
+        let Some(&first) = rows.first() else { return };
+        let (mut transformed, mut written) = (first, first);
+        for (i, &by) in rows.iter().enumerate() {
+            while transformed < by + N {
+                let at = transformed % N * cols;
+                self.rows_forward(self.plane, transformed, &mut noisy[at..at + cols]);
+                if let Shrink::Wiener { pilot: p, .. } = self.shrink {
+                    self.rows_forward(p, transformed, &mut pilot[at..at + cols]);
                 }
-                let pixels = combine(|r, l| u_mem[r][l], &c);
-                let wv = _mm256_set1_ps(weight);
-                for (r, row) in pixels.iter().enumerate() {
-                    let y = by + r;
-                    if y < y0 || y >= y1 {
-                        continue;
-                    }
-                    let at = (y - y0) * w + bx;
-                    let (out, wt) = (&mut band[at..at + N], &mut weights[at..at + N]);
-                    unsafe {
-                        let o = _mm256_loadu_ps(out.as_ptr());
-                        _mm256_storeu_ps(out.as_mut_ptr(), _mm256_fmadd_ps(wv, *row, o));
-                        let ww = _mm256_loadu_ps(wt.as_ptr());
-                        _mm256_storeu_ps(wt.as_mut_ptr(), _mm256_add_ps(ww, wv));
-                    }
+                transformed += 1;
+            }
+            let mut slots = [0; N];
+            for (r, at) in slots.iter_mut().enumerate() {
+                *at = (by + r) % N * cols;
+            }
+            for j in 0..cols {
+                let mut coef = columns_forward(c, &gather(&noisy, &slots, j));
+                let p = if wiener {
+                    Some(columns_forward(c, &gather(&pilot, &slots, j)))
+                } else {
+                    None
+                };
+                let weight = self.shrink.apply(&mut coef, p.as_ref());
+                let back = columns_inverse(c, &coef);
+                for (at, row) in slots.iter().zip(&back) {
+                    axpy(&mut sums[at + j], weight, row);
+                    weights[at + j] += weight;
                 }
             }
-        }
-        for (v, wt) in band.iter_mut().zip(&weights) {
-            *v /= wt;
+            // Rows above the next corner row get nothing more: finish them.
+            let complete = rows.get(i + 1).copied().unwrap_or(by + N);
+            while written < complete {
+                let at = written % N * cols;
+                let (sums, weights) = (&mut sums[at..at + cols], &mut weights[at..at + cols]);
+                if written >= y0 && written < y1 {
+                    let out = &mut band[(written - y0) * w..][..w];
+                    self.rows_inverse(sums, weights, out, &mut total);
+                }
+                sums.fill([0.0; N]);
+                weights.fill(0.0);
+                written += 1;
+            }
         }
     }
 
+    /// Row `y` of `plane`'s DCT along x at every corner column.
     #[inline(always)]
-    fn run(&self, y0: usize, band: &mut [f32]) {
-        let (w, dct) = (self.w, self.dct);
-        let y1 = y0 + band.len() / w;
-        let mut weights = vec![0.0f32; band.len()];
-        for &by in self.ys.iter().filter(|&&by| by + N > y0 && by < y1) {
-            for &bx in self.xs {
-                let mut coef = dct.forward(&load(self.plane, w, bx, by));
-                let dc = coef[0][0];
-                // Branch-free shrinking, so it runs 8 coefficients at a time.
-                let weight = match self.shrink {
-                    Shrink::Hard { threshold } => {
-                        // One counter per lane: a single float sum would serialise.
-                        let mut lanes = [0.0f32; N];
-                        for row in coef.iter_mut() {
-                            for (v, count) in row.iter_mut().zip(&mut lanes) {
-                                let keep = v.abs() >= threshold;
-                                *v = if keep { *v } else { 0.0 };
-                                *count += if keep { 1.0 } else { 0.0 };
-                            }
-                        }
-                        let mut kept: f32 = lanes.iter().sum();
-                        // The DC term always stays, whatever its size.
-                        if coef[0][0] == 0.0 {
-                            kept += 1.0;
-                        }
-                        coef[0][0] = dc;
-                        1.0 / kept
-                    }
-                    Shrink::Wiener { pilot, sigma } => {
-                        let p = dct.forward(&load(pilot, w, bx, by));
-                        let s2 = sigma * sigma;
-                        let mut lanes = [0.0f32; N];
-                        for (row, prow) in coef.iter_mut().zip(&p) {
-                            for ((v, pv), energy) in row.iter_mut().zip(prow).zip(&mut lanes) {
-                                let g = pv * pv / (pv * pv + s2);
-                                *v *= g;
-                                *energy += g * g;
-                            }
-                        }
-                        1.0 / lanes.iter().sum::<f32>().max(1e-3)
-                    }
-                };
-                let pixels = dct.inverse(&coef);
-                for (r, row) in pixels.iter().enumerate() {
-                    let y = by + r;
-                    if y < y0 || y >= y1 {
-                        continue;
-                    }
-                    let at = (y - y0) * w + bx;
-                    let (out, wt) = (&mut band[at..at + N], &mut weights[at..at + N]);
-                    for i in 0..N {
-                        out[i] += weight * row[i];
-                        wt[i] += weight;
-                    }
-                }
+    fn rows_forward(&self, plane: &[f32], y: usize, out: &mut [Lane]) {
+        let (row, ct) = (&plane[y * self.w..][..self.w], &self.dct.ct);
+        for (o, &x) in out.iter_mut().zip(self.xs) {
+            let px: &Lane = row[x..x + N].try_into().unwrap();
+            *o = combine(*px, ct.each_ref());
+        }
+    }
+
+    /// A finished output row: the blocks' weighted sums, back along x, over their weights.
+    #[inline(always)]
+    fn rows_inverse(&self, sums: &[Lane], weights: &[f32], out: &mut [f32], total: &mut [f32]) {
+        let c = &self.dct.c;
+        out.fill(0.0);
+        total.fill(0.0);
+        for ((s, &wt), &x) in sums.iter().zip(weights).zip(self.xs) {
+            let px = combine(*s, c.each_ref());
+            for n in 0..N {
+                out[x + n] += px[n];
+                total[x + n] += wt;
             }
         }
-        for (v, wt) in band.iter_mut().zip(&weights) {
-            *v /= wt;
+        for (v, t) in out.iter_mut().zip(total.iter()) {
+            *v /= t;
         }
     }
 }
@@ -435,11 +508,13 @@ fn strip_rows(w: usize) -> usize {
 const HALO: usize = 16;
 
 /// The most heap [`denoise`] takes beside the image: a strip's window as three opponent
-/// planes, the hard pass's pilot, a pass's output and weights, and the rows kept for the
-/// next window.
+/// planes, the hard pass's pilot and a pass's output; each thread's rings (the noisy and
+/// pilot rows along x, the blocks' sums, their weights and a row of weight totals); and the
+/// rows kept for the next window.
 pub fn denoise_memory(w: usize, channels: usize) -> u64 {
-    let window = (strip_rows(w) + 2 * HALO) * w;
-    ((3 + 3) * window * 4 + (HALO + 2) * w * channels * 4) as u64
+    let window = (strip_rows(w) + 2 * HALO) * w * 4;
+    let rings = crate::job_threads() * ((3 * N + 1) * N + 1) * w * 4;
+    (5 * window + rings + (HALO + 2) * w * channels * 4) as u64
 }
 
 /// One plane's denoising: the hard-threshold pass, then (with `wiener`) the Wiener pass it
@@ -544,6 +619,39 @@ mod tests {
     use super::*;
     use crate::raster::max_abs_diff;
 
+    fn load(plane: &[f32], w: usize, x0: usize, y0: usize) -> Block {
+        std::array::from_fn(|r| plane[(y0 + r) * w + x0..][..N].try_into().unwrap())
+    }
+
+    /// The textbook pass the fast kernels must agree with: each block's own 2-D transform,
+    /// averaged into the pixels it covers.
+    fn textbook(plane: &[f32], w: usize, h: usize, shrink: Shrink) -> Vec<f32> {
+        let dct = Dct::new();
+        let step = stride(&shrink);
+        let (mut out, mut weights) = (vec![0.0f32; w * h], vec![0.0f32; w * h]);
+        for by in corners(h, step) {
+            for bx in corners(w, step) {
+                let mut coef = dct.forward(&load(plane, w, bx, by));
+                let p = match shrink {
+                    Shrink::Wiener { pilot, .. } => Some(dct.forward(&load(pilot, w, bx, by))),
+                    Shrink::Hard { .. } => None,
+                };
+                let weight = shrink.apply(&mut coef, p.as_ref());
+                for (r, row) in dct.inverse(&coef).iter().enumerate() {
+                    let at = (by + r) * w + bx;
+                    for i in 0..N {
+                        out[at + i] += weight * row[i];
+                        weights[at + i] += weight;
+                    }
+                }
+            }
+        }
+        for (v, wt) in out.iter_mut().zip(&weights) {
+            *v /= wt;
+        }
+        out
+    }
+
     #[test]
     fn the_transform_inverts_exactly() {
         let dct = Dct::new();
@@ -570,8 +678,9 @@ mod tests {
         }
     }
 
-    /// The banded, vectorised passes against one portable pass over the whole plane: no seams
-    /// where bands meet, and the AVX2 kernel computes what the portable one does.
+    /// The banded passes (AVX2 where the CPU has it) and the portable kernel over the whole
+    /// plane against the textbook pass: no seams where bands meet, and the separable rings
+    /// compute what each block's own transform does.
     #[test]
     fn bands_and_kernels_agree_with_a_single_portable_pass() {
         let (w, h) = (53, 150);
@@ -593,13 +702,12 @@ mod tests {
             sigma,
         };
         let banded = pass(&ctx, &plane, w, h, wiener).unwrap();
-        let dct = Dct::new();
-        let whole = |shrink: Shrink| {
+        let portable = |shrink: Shrink| {
             let step = stride(&shrink);
             let (xs, ys) = (corners(w, step), corners(h, step));
             let mut out = vec![0.0; w * h];
             let job = Band {
-                dct: &dct,
+                dct: &Dct::new(),
                 plane: &plane,
                 w,
                 xs: &xs,
@@ -609,8 +717,12 @@ mod tests {
             job.run(0, &mut out);
             out
         };
-        assert!(max_abs_diff(&basic, &whole(hard)) < 1e-5);
-        assert!(max_abs_diff(&banded, &whole(wiener)) < 1e-5);
+        for shrink in [hard, wiener] {
+            let reference = textbook(&plane, w, h, shrink);
+            assert!(max_abs_diff(&portable(shrink), &reference) < 1e-5);
+        }
+        assert!(max_abs_diff(&basic, &textbook(&plane, w, h, hard)) < 1e-5);
+        assert!(max_abs_diff(&banded, &textbook(&plane, w, h, wiener)) < 1e-5);
         // And it denoised: the flat rows' spread shrank.
         let spread = |v: &[f32]| {
             let col: Vec<f32> = (0..h).map(|y| v[y * w + 20]).collect();
