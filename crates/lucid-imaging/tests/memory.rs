@@ -194,6 +194,7 @@ fn the_estimate_covers_the_measured_peak_without_overstating_it() {
         (rgb, Endpoint::Sharpen, "Motion Blur", &none, same, OutputFormat::Png),
         (rgb, Endpoint::SharpenGen, "Super Focus V2", &none, same, OutputFormat::Jpeg),
         (rgb, Endpoint::Lighting, "Adjust V2", &none, same, OutputFormat::Jpeg),
+        (rgb, Endpoint::Lighting, "Adjust", &half, same, OutputFormat::Png),
         (rgba, Endpoint::Lighting, "White Balance", &none, same, OutputFormat::Png),
         (rgb, Endpoint::Lighting, "White Balance", &half, same, OutputFormat::Jpeg),
         (rgb, Endpoint::Lighting, "Colorize", &none, same, OutputFormat::Tiff),

@@ -125,27 +125,49 @@ fn percentile(hist: &[u64; 1024], total: u64, p: f64) -> f32 {
 /// the gamma that puts mean luma at 0.45.
 pub fn auto_levels(img: &mut Raster) {
     let c = img.channels;
-    let mut hist = [0u64; 1024];
-    for p in img.data.chunks_exact(c) {
-        let y = luma_of(p);
-        hist[(y.clamp(0.0, 1.0) * 1023.0) as usize] += 1;
-    }
-    let total = (img.data.len() / c) as u64;
-    let lo = percentile(&hist, total, 0.005);
-    let hi = percentile(&hist, total, 0.995).max(lo + 0.05);
-    let mut mean = 0.0f64;
+    let levels = Levels::of(|| img.data.chunks_exact(c).map(|p| [p[0], p[1], p[2]]));
     for p in img.data.chunks_exact_mut(c) {
         for v in &mut p[..3] {
-            *v = ((*v - lo) / (hi - lo)).clamp(0.0, 1.0);
+            *v = levels.apply(*v);
         }
-        mean += luma_of(p) as f64;
     }
-    let mean = (mean / total as f64).clamp(0.02, 0.98) as f32;
-    let gamma = (0.45f32.ln() / mean.ln()).clamp(0.5, 2.0);
-    for p in img.data.chunks_exact_mut(c) {
-        for v in &mut p[..3] {
-            *v = v.powf(gamma);
+}
+
+/// Auto levels' curve for one image.
+struct Levels {
+    lo: f32,
+    hi: f32,
+    gamma: f32,
+}
+
+impl Levels {
+    /// The curve of the RGB pixels `pixels()` gives, in two passes over them: the luma
+    /// histogram's percentiles, then the mean luma once stretched.
+    fn of<I: Iterator<Item = [f32; 3]>>(pixels: impl Fn() -> I) -> Levels {
+        let mut hist = [0u64; 1024];
+        let mut total = 0u64;
+        for p in pixels() {
+            hist[(luma_of(&p).clamp(0.0, 1.0) * 1023.0) as usize] += 1;
+            total += 1;
         }
+        let lo = percentile(&hist, total, 0.005);
+        let hi = percentile(&hist, total, 0.995).max(lo + 0.05);
+        let mut levels = Levels { lo, hi, gamma: 1.0 };
+        let mut mean = 0.0f64;
+        for p in pixels() {
+            mean += luma_of(&p.map(|v| levels.stretch(v))) as f64;
+        }
+        let mean = (mean / total.max(1) as f64).clamp(0.02, 0.98) as f32;
+        levels.gamma = (0.45f32.ln() / mean.ln()).clamp(0.5, 2.0);
+        levels
+    }
+
+    fn stretch(&self, v: f32) -> f32 {
+        ((v - self.lo) / (self.hi - self.lo)).clamp(0.0, 1.0)
+    }
+
+    fn apply(&self, v: f32) -> f32 {
+        self.stretch(v).powf(self.gamma)
     }
 }
 
@@ -185,47 +207,73 @@ fn gray_world_gains(pixels: impl Iterator<Item = [f32; 3]>) -> Option<[f32; 3]> 
     Some(mean.map(|m| (grey / m.max(1e-4)).clamp(0.5, 2.0) as f32))
 }
 
-/// [`run`] on the decoded 8-bit image, for White Balance: the gains come from one pass over
-/// the bytes, then each channel's 256 values map through a table as the encoder asks for rows,
-/// so the image is never widened to floats. Gives exactly the bytes [`run`] on the widened
-/// image rounds to. The bytes come back for the other models.
+/// [`run`] on the decoded 8-bit image, for the models whose change is a function of each pixel
+/// and a few numbers measured on the whole image: White Balance's gains and Adjust's levels
+/// come from passes over the bytes, then each channel maps through a 256-entry table (Colorize:
+/// each pixel through the palette) as the encoder asks for rows, so the image is never widened
+/// to floats. Gives exactly the bytes [`run`] on the widened image rounds to. The bytes come
+/// back for Adjust V2, whose equalisation needs the luma plane.
 pub(crate) fn run_on_bytes<'a>(
     ctx: &'a Ctx<'a>,
     model: &str,
     s: &Settings,
     bytes: Raster<u8>,
 ) -> Result<Output<'a>, Raster<u8>> {
-    if model != "White Balance" {
-        return Err(bytes);
-    }
     let strength = s.number("strength", 1.0) as f32;
-    let pixels = bytes.data.chunks_exact(bytes.channels);
-    let gains = gray_world_gains(pixels.map(|p| [p[0], p[1], p[2]].map(widen))).unwrap_or([1.0; 3]);
-    // As `run` computes each sample: the gain, the blend with the original, the clamp.
-    let tables = gains.map(|gain| {
+    let pixels =
+        || (bytes.data.chunks_exact(bytes.channels)).map(|p| [p[0], p[1], p[2]].map(widen));
+    let table = |f: &dyn Fn(f32) -> f32| -> [u8; 256] {
         std::array::from_fn(|v| {
             let original = widen(v as u8);
-            let balanced = original * gain;
-            to_u8(if strength < 1.0 {
-                original + (balanced - original) * strength
-            } else {
-                balanced
-            })
+            blended(strength, original, f(original))
         })
-    });
-    Ok(byte_bands(ctx, bytes, ChannelTables(tables)))
+    };
+    let tables = match model {
+        "White Balance" => {
+            let gains = gray_world_gains(pixels()).unwrap_or([1.0; 3]);
+            gains.map(|gain| table(&|v| v * gain))
+        }
+        "Adjust" => {
+            let levels = Levels::of(pixels);
+            [table(&|v| levels.apply(v)); 3]
+        }
+        "Colorize" => {
+            return Ok(byte_bands(
+                ctx,
+                bytes,
+                PixelMap(move |p: &[u8]| {
+                    let original = [p[0], p[1], p[2]].map(widen);
+                    let col = duotone(luma_of(&original));
+                    [0, 1, 2].map(|ch| blended(strength, original[ch], col[ch]))
+                }),
+            ));
+        }
+        _ => return Err(bytes),
+    };
+    let map = move |p: &[u8]| [0, 1, 2].map(|ch| tables[ch][p[ch] as usize]);
+    Ok(byte_bands(ctx, bytes, PixelMap(map)))
+}
+
+/// A sample as [`run`] finishes it: the change blended with the original by `strength`,
+/// clamped and rounded.
+fn blended(strength: f32, original: f32, changed: f32) -> u8 {
+    to_u8(if strength < 1.0 {
+        original + (changed - original) * strength
+    } else {
+        changed
+    })
 }
 
 /// The heap [`run_on_bytes`] takes beside the decoded bytes and the encoder's bands; `None`
 /// for the models it hands back.
 pub(crate) fn bytes_memory(model: &str) -> Option<u64> {
-    (model == "White Balance").then_some(0)
+    matches!(model, "White Balance" | "Adjust" | "Colorize").then_some(0)
 }
 
-/// Each of R, G and B mapped through its own table (alpha kept).
-struct ChannelTables([[u8; 256]; 3]);
+/// Each pixel's R, G and B computed from its bytes alone (alpha kept).
+struct PixelMap<F>(F);
 
-impl ByteBands for ChannelTables {
+impl<F: Fn(&[u8]) -> [u8; 3] + Send + Sync> ByteBands for PixelMap<F> {
     fn fill(
         &self,
         ctx: &Ctx,
@@ -240,9 +288,7 @@ impl ByteBands for ChannelTables {
                 .chunks_exact_mut(c)
                 .zip(source[y * row_len..].chunks_exact(c));
             for (out, p) in pixels {
-                for ch in 0..3 {
-                    out[ch] = self.0[ch][p[ch] as usize];
-                }
+                out[..3].copy_from_slice(&(self.0)(p));
                 out[3..].copy_from_slice(&p[3..]);
             }
         })
@@ -252,30 +298,34 @@ impl ByteBands for ChannelTables {
 /// Maps luma onto a duotone palette (cool shadows → warm mid-tones → warm whites), then
 /// rescales so each pixel keeps its luma.
 pub fn colorize(img: &mut Raster) {
+    let c = img.channels;
+    for p in img.data.chunks_exact_mut(c) {
+        let col = duotone(luma_of(p));
+        p[..3].copy_from_slice(&col);
+    }
+}
+
+/// The palette's colour for luma `y`, scaled to have that luma.
+fn duotone(y: f32) -> [f32; 3] {
     const STOPS: [(f32, [f32; 3]); 4] = [
         (0.0, [0.02, 0.03, 0.06]),
         (0.35, [0.30, 0.27, 0.30]),
         (0.65, [0.78, 0.62, 0.50]),
         (1.0, [1.0, 0.97, 0.92]),
     ];
-    let c = img.channels;
-    for p in img.data.chunks_exact_mut(c) {
-        let y = luma_of(p).clamp(0.0, 1.0);
-        let i = STOPS
-            .iter()
-            .rposition(|(t, _)| *t <= y)
-            .unwrap_or(0)
-            .min(STOPS.len() - 2);
-        let (t0, c0) = STOPS[i];
-        let (t1, c1) = STOPS[i + 1];
-        let f = ((y - t0) / (t1 - t0)).clamp(0.0, 1.0);
-        let col: [f32; 3] = [0, 1, 2].map(|ch| c0[ch] + (c1[ch] - c0[ch]) * f);
-        let cy = luma_of(&col);
-        let k = if cy > 1e-4 { y / cy } else { 0.0 };
-        for ch in 0..3 {
-            p[ch] = col[ch] * k;
-        }
-    }
+    let y = y.clamp(0.0, 1.0);
+    let i = STOPS
+        .iter()
+        .rposition(|(t, _)| *t <= y)
+        .unwrap_or(0)
+        .min(STOPS.len() - 2);
+    let (t0, c0) = STOPS[i];
+    let (t1, c1) = STOPS[i + 1];
+    let f = ((y - t0) / (t1 - t0)).clamp(0.0, 1.0);
+    let col: [f32; 3] = [0, 1, 2].map(|ch| c0[ch] + (c1[ch] - c0[ch]) * f);
+    let cy = luma_of(&col);
+    let k = if cy > 1e-4 { y / cy } else { 0.0 };
+    col.map(|v| v * k)
 }
 
 #[cfg(test)]
@@ -297,11 +347,11 @@ mod tests {
         assert!((mean(0) - mean(2)).abs() < 0.01 && (mean(1) - mean(2)).abs() < 0.01);
     }
 
-    /// From the decoded bytes White Balance streams bytes, exactly those its result on the
-    /// working raster rounds to, RGB and RGBA, at full and partial strength; the other models
-    /// hand the bytes back.
+    /// From the decoded bytes White Balance, Adjust and Colorize stream bytes, exactly those
+    /// their result on the working raster rounds to, RGB and RGBA, at full and partial
+    /// strength; Adjust V2 hands the bytes back.
     #[test]
-    fn white_balance_runs_on_the_decoded_bytes() {
+    fn per_pixel_models_run_on_the_decoded_bytes() {
         let cancel = crate::Cancel::new();
         let ctx = Ctx::new(&cancel, &|_| {}, (0.0, 1.0));
         for channels in [3, 4] {
@@ -317,17 +367,22 @@ mod tests {
                     p[3] = (i % 256) as u8;
                 }
             }
-            for settings in [r#"{"strength": 0.7}"#, "{}"] {
+            for (model, settings) in ["White Balance", "Adjust", "Colorize"]
+                .into_iter()
+                .flat_map(|m| [(m, r#"{"strength": 0.7}"#), (m, "{}")])
+            {
                 let settings = Settings::from_json(settings);
-                let Ok(from_bytes) = run_on_bytes(&ctx, "White Balance", &settings, bytes.clone())
-                else {
-                    panic!("White Balance runs on bytes");
+                let Ok(from_bytes) = run_on_bytes(&ctx, model, &settings, bytes.clone()) else {
+                    panic!("{model} runs on bytes");
                 };
                 assert!(matches!(from_bytes, Output::ByteRows(_)));
                 let from_bytes = from_bytes.into_raster().unwrap();
-                let from_floats = run(&ctx, "White Balance", &settings, bytes.clone().widened());
-                assert!(from_bytes.to_u8() == from_floats.unwrap().to_u8());
-                assert!(from_bytes.to_u8() != bytes.data, "nothing was balanced");
+                let from_floats = run(&ctx, model, &settings, bytes.clone().widened());
+                assert!(
+                    from_bytes.to_u8() == from_floats.unwrap().to_u8(),
+                    "{model}"
+                );
+                assert!(from_bytes.to_u8() != bytes.data, "{model} changed nothing");
             }
         }
         let bytes = Raster::<u8>::new(16, 16, 3);
