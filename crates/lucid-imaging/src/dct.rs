@@ -149,9 +149,11 @@ impl Shrink<'_> {
                 let dc = coef[0][0];
                 for row in coef.iter_mut() {
                     for (v, count) in row.iter_mut().zip(&mut lanes) {
-                        let keep = v.abs() >= threshold;
-                        *v = if keep { *v } else { 0.0 };
-                        *count += if keep { 1.0 } else { 0.0 };
+                        // 1 or 0 as a number, multiplied in: a select here is compiled to a
+                        // branch per coefficient.
+                        let keep = f32::from(u8::from(v.abs() >= threshold));
+                        *v *= keep;
+                        *count += keep;
                     }
                 }
                 let mut kept: f32 = lanes.iter().sum();
