@@ -9,6 +9,8 @@
 
 use std::f32::consts::FRAC_1_SQRT_2;
 
+use rayon::prelude::*;
+
 use crate::raster::Raster;
 use crate::{Ctx, ImagingError};
 
@@ -461,27 +463,30 @@ pub fn noise_level(img: &Raster) -> f32 {
         })
     };
     // (energy below the top band, the top band's magnitudes, whether any sample clips)
-    let mut blocks: Vec<(f32, [f32; 6], bool)> = Vec::new();
-    for by in (0..=h - N).step_by(N) {
-        for bx in (0..=w - N).step_by(N) {
-            let coef = dct.forward(&mean(bx, by));
-            let (mut low, mut high, mut i) = (0.0, [0.0; 6], 0);
-            for k in 0..N {
-                for l in 0..N {
-                    match k + l {
-                        0 => {}
-                        1..=10 => low += coef[k][l] * coef[k][l],
-                        11 => {}
-                        _ => {
-                            high[i] = coef[k][l].abs();
-                            i += 1;
-                        }
+    let block = |bx: usize, by: usize| {
+        let coef = dct.forward(&mean(bx, by));
+        let (mut low, mut high, mut i) = (0.0, [0.0; 6], 0);
+        for k in 0..N {
+            for l in 0..N {
+                match k + l {
+                    0 => {}
+                    1..=10 => low += coef[k][l] * coef[k][l],
+                    11 => {}
+                    _ => {
+                        high[i] = coef[k][l].abs();
+                        i += 1;
                     }
                 }
             }
-            blocks.push((low, high, clipped(bx, by)));
         }
-    }
+        (low, high, clipped(bx, by))
+    };
+    // Rows of blocks in parallel, collected in order: the same blocks, the same estimate.
+    let rows: Vec<usize> = (0..=h - N).step_by(N).collect();
+    let mut blocks: Vec<(f32, [f32; 6], bool)> = rows
+        .par_iter()
+        .flat_map_iter(|&by| (0..=w - N).step_by(N).map(move |bx| block(bx, by)))
+        .collect();
     if blocks.iter().filter(|b| !b.2).count() >= 64 {
         blocks.retain(|b| !b.2);
     }
@@ -575,20 +580,22 @@ pub fn denoise(
     while y0 < h {
         let y1 = (y0 + strip).min(h);
         let (a, b) = (y0.saturating_sub(HALO) / 2 * 2, (y1 + HALO).min(h));
-        let mut planes = vec![vec![0.0f32; w * (b - a)]; 3];
-        for y in a..b {
+        let mut planes: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; w * (b - a)]);
+        let [p0, p1, p2] = &mut planes;
+        let plane_rows = p0.par_chunks_mut(w).zip(p1.par_chunks_mut(w));
+        let plane_rows = plane_rows.zip(p2.par_chunks_mut(w)).enumerate();
+        plane_rows.for_each(|(i, ((r0, r1), r2))| {
+            let y = a + i;
             let src = if y < y0 {
                 &kept[(y - kept_from) * row_len..][..row_len]
             } else {
                 &img.data[y * row_len..][..row_len]
             };
-            let at = (y - a) * w;
             for (x, p) in src.chunks_exact(ch).enumerate() {
-                for (plane, m) in planes.iter_mut().zip(&OPPONENT) {
-                    plane[at + x] = m[0] * p[0] + m[1] * p[1] + m[2] * p[2];
-                }
+                let opponent = OPPONENT.map(|m| m[0] * p[0] + m[1] * p[1] + m[2] * p[2]);
+                [r0[x], r1[x], r2[x]] = opponent;
             }
-        }
+        });
         for plane in &mut planes {
             // Grey input has empty colour-difference planes: nothing to denoise there.
             if plane.iter().all(|v| v.abs() < 1e-6) {
@@ -599,16 +606,18 @@ pub fn denoise(
         kept_from = y1.saturating_sub(HALO) / 2 * 2;
         kept.clear();
         kept.extend_from_slice(&img.data[kept_from * row_len..y1 * row_len]);
-        let rows = &mut img.data[y0 * row_len..y1 * row_len];
-        for (i, p) in rows.chunks_exact_mut(ch).enumerate() {
-            let at = (y0 - a) * w + i;
-            for (c, v) in p[..3].iter_mut().enumerate() {
-                let denoised = OPPONENT[0][c] * planes[0][at]
-                    + OPPONENT[1][c] * planes[1][at]
-                    + OPPONENT[2][c] * planes[2][at];
-                *v += (denoised - *v) * opacity;
+        let rows = img.data[y0 * row_len..y1 * row_len].par_chunks_mut(row_len);
+        rows.enumerate().for_each(|(y, row)| {
+            for (x, p) in row.chunks_exact_mut(ch).enumerate() {
+                let at = (y0 - a + y) * w + x;
+                for (c, v) in p[..3].iter_mut().enumerate() {
+                    let denoised = OPPONENT[0][c] * planes[0][at]
+                        + OPPONENT[1][c] * planes[1][at]
+                        + OPPONENT[2][c] * planes[2][at];
+                    *v += (denoised - *v) * opacity;
+                }
             }
-        }
+        });
         ctx.advance(y1 as f32 / h as f32);
         y0 = y1;
     }
