@@ -116,8 +116,8 @@ pub fn run<'a>(
 }
 
 /// [`run`] on the decoded 8-bit image, for the operations that stream their rows from it
-/// without a float copy of the whole image (the unsharp-mask sharpen models, White Balance);
-/// the others hand the bytes back.
+/// without a float copy of the whole image (the unsharp-mask sharpen models, White Balance,
+/// Adjust, Colorize and, in the pipeline, the plain resample); the others hand the bytes back.
 pub fn run_on_bytes<'a>(
     ctx: &'a Ctx<'a>,
     endpoint: Endpoint,
