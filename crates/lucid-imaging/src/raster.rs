@@ -271,6 +271,17 @@ pub(crate) fn to_u8(v: f32) -> u8 {
     (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8
 }
 
+/// `changed` blended back towards `original` by `opacity` (the `strength` or `opacity`
+/// setting, as [`Raster::blend_with`] blends), as the byte the encoders write.
+#[inline]
+pub(crate) fn blend_to_u8(opacity: f32, original: f32, changed: f32) -> u8 {
+    to_u8(if opacity < 1.0 {
+        original + (changed - original) * opacity
+    } else {
+        changed
+    })
+}
+
 /// How far a Gaussian blur of `sigma` reaches, in pixels: a band's result depends on this many
 /// rows above and below it.
 pub(crate) fn gaussian_radius(sigma: f32) -> usize {

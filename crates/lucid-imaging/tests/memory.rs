@@ -153,6 +153,19 @@ fn rgba_png(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
+/// A 16-bit RGB PNG (the float path: nothing runs on its bytes).
+fn rgb16_png(width: u32, height: u32) -> Vec<u8> {
+    let samples: Vec<u8> = photo(width, height, 3)
+        .into_iter()
+        .flat_map(|v| (u16::from(v) * 257).to_ne_bytes())
+        .collect();
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(&samples, width, height, image::ExtendedColorType::Rgb16)
+        .unwrap();
+    out
+}
+
 /// One job: its input, endpoint, model, settings, geometry and output format.
 type Case<'a> = (
     &'a [u8],
@@ -168,6 +181,7 @@ fn the_estimate_covers_the_measured_peak_without_overstating_it() {
     let (w, h) = (640u32, 480u32);
     let rgb = &jpeg(w, h);
     let rgba = &rgba_png(w, h);
+    let rgb16 = &rgb16_png(w, h);
     let progressive = &progressive_jpeg(w, h);
     let turned = &turned_jpeg(w, h);
     // Tall enough for the denoiser's strips to matter: the image, not its planes, is the peak.
@@ -195,6 +209,8 @@ fn the_estimate_covers_the_measured_peak_without_overstating_it() {
         (rgb, Endpoint::SharpenGen, "Super Focus V2", &none, same, OutputFormat::Jpeg),
         (rgb, Endpoint::Lighting, "Adjust V2", &none, same, OutputFormat::Jpeg),
         (rgb, Endpoint::Lighting, "Adjust", &half, same, OutputFormat::Png),
+        (rgb16, Endpoint::Lighting, "Adjust", &none, same, OutputFormat::Png),
+        (rgb16, Endpoint::Lighting, "Adjust", &half, same, OutputFormat::Tiff),
         (rgba, Endpoint::Lighting, "White Balance", &none, same, OutputFormat::Png),
         (rgb, Endpoint::Lighting, "White Balance", &half, same, OutputFormat::Jpeg),
         (rgb, Endpoint::Lighting, "Colorize", &none, same, OutputFormat::Tiff),
@@ -221,11 +237,12 @@ fn the_estimate_covers_the_measured_peak_without_overstating_it() {
     let mut report = Vec::new();
     for &(bytes, endpoint, model, settings, placement, format) in cases {
         let info = codec::probe(bytes).unwrap();
-        let kind = match (info.format, info.progressive, info.turned) {
-            (_, true, _) => "progressive JPEG",
-            (_, _, true) => "turned JPEG",
+        let kind = match (info.format, info.progressive, info.turned, info.alpha) {
+            (_, true, ..) => "progressive JPEG",
+            (_, _, true, _) => "turned JPEG",
             ("jpeg", ..) => "JPEG",
-            _ => "RGBA PNG",
+            (.., true) => "RGBA PNG",
+            _ => "16-bit RGB PNG",
         };
         let job = Job {
             endpoint,

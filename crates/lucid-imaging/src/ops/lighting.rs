@@ -5,7 +5,7 @@
 use lucid_core::request::Settings;
 
 use super::{ByteBands, Output, byte_bands};
-use crate::raster::{Raster, luma_of, to_u8, widen};
+use crate::raster::{Raster, blend_to_u8, luma_of, widen};
 use crate::{Ctx, ImagingError};
 
 pub fn run(ctx: &Ctx, model: &str, s: &Settings, mut img: Raster) -> Result<Raster, ImagingError> {
@@ -32,12 +32,12 @@ pub fn run(ctx: &Ctx, model: &str, s: &Settings, mut img: Raster) -> Result<Rast
 }
 
 /// The most memory [`run`] holds, in rasters of the image's size (the image included): the
-/// per-pixel models work in place, the adjustments also hold a luma plane and its equalised
-/// copy; a partial `strength` keeps the original beside.
+/// per-pixel models (auto levels among them) work in place, Adjust V2's equalisation also
+/// holds a luma plane and its equalised copy; a partial `strength` keeps the original beside.
 pub fn peak_rasters(model: &str, s: &Settings) -> f64 {
     let own = match model {
-        "White Balance" | "Colorize" => 1.0,
-        _ => 2.0,
+        "Adjust V2" => 2.0,
+        _ => 1.0,
     };
     let original = if s.number("strength", 1.0) < 1.0 {
         1.0
@@ -225,7 +225,7 @@ pub(crate) fn run_on_bytes<'a>(
     let table = |f: &dyn Fn(f32) -> f32| -> [u8; 256] {
         std::array::from_fn(|v| {
             let original = widen(v as u8);
-            blended(strength, original, f(original))
+            blend_to_u8(strength, original, f(original))
         })
     };
     let tables = match model {
@@ -244,7 +244,7 @@ pub(crate) fn run_on_bytes<'a>(
                 PixelMap(move |p: &[u8]| {
                     let original = [p[0], p[1], p[2]].map(widen);
                     let col = duotone(luma_of(&original));
-                    [0, 1, 2].map(|ch| blended(strength, original[ch], col[ch]))
+                    [0, 1, 2].map(|ch| blend_to_u8(strength, original[ch], col[ch]))
                 }),
             ));
         }
@@ -252,16 +252,6 @@ pub(crate) fn run_on_bytes<'a>(
     };
     let map = move |p: &[u8]| [0, 1, 2].map(|ch| tables[ch][p[ch] as usize]);
     Ok(byte_bands(ctx, bytes, PixelMap(map)))
-}
-
-/// A sample as [`run`] finishes it: the change blended with the original by `strength`,
-/// clamped and rounded.
-fn blended(strength: f32, original: f32, changed: f32) -> u8 {
-    to_u8(if strength < 1.0 {
-        original + (changed - original) * strength
-    } else {
-        changed
-    })
 }
 
 /// The heap [`run_on_bytes`] takes beside the decoded bytes and the encoder's bands; `None`

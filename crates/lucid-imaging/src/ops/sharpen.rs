@@ -8,8 +8,8 @@ use lucid_core::request::Settings;
 use super::enhance::{Finish, streamed};
 use super::{ByteBands, Output, byte_bands};
 use crate::raster::{
-    Raster, bilateral, gaussian_blur, gaussian_psf, gaussian_radius, luma_of, richardson_lucy,
-    to_u8, unsharp, unsharp_change, widen,
+    Raster, bilateral, blend_to_u8, gaussian_blur, gaussian_psf, gaussian_radius, luma_of,
+    richardson_lucy, unsharp, unsharp_change, widen,
 };
 use crate::{Ctx, ImagingError};
 
@@ -152,11 +152,9 @@ impl ByteBands for UnsharpBytes {
                 let opacity = self.opacity;
                 quiet.rows(&mut band.data, row_len, |y, out| {
                     let (src, changes) = (rows_of(y0 + y, 1), &changes[(y0 + y - a) * w..][..w]);
-                    match (c, opacity < 1.0) {
-                        (4, true) => sharpen_row::<4, true>(src, changes, opacity, out),
-                        (4, false) => sharpen_row::<4, false>(src, changes, opacity, out),
-                        (_, true) => sharpen_row::<3, true>(src, changes, opacity, out),
-                        (_, false) => sharpen_row::<3, false>(src, changes, opacity, out),
+                    match c {
+                        4 => sharpen_row::<4>(src, changes, opacity, out),
+                        _ => sharpen_row::<3>(src, changes, opacity, out),
                     }
                 })?;
             }
@@ -173,13 +171,8 @@ fn luma_row<const C: usize>(bytes: &[u8], out: &mut [f32]) {
 }
 
 /// A row of `C`-channel bytes with each pixel's change added to R, G and B, blended back
-/// towards the source by `opacity` (`BLEND`) as [`Raster::blend_with`] blends, as bytes.
-fn sharpen_row<const C: usize, const BLEND: bool>(
-    src: &[u8],
-    changes: &[f32],
-    opacity: f32,
-    out: &mut [u8],
-) {
+/// towards the source by `opacity`, as bytes.
+fn sharpen_row<const C: usize>(src: &[u8], changes: &[f32], opacity: f32, out: &mut [u8]) {
     let pixels = out
         .chunks_exact_mut(C)
         .zip(src.chunks_exact(C))
@@ -187,12 +180,7 @@ fn sharpen_row<const C: usize, const BLEND: bool>(
     for ((out, p), &change) in pixels {
         for i in 0..3 {
             let v = widen(p[i]);
-            let sharpened = v + change;
-            out[i] = to_u8(if BLEND {
-                v + (sharpened - v) * opacity
-            } else {
-                sharpened
-            });
+            out[i] = blend_to_u8(opacity, v, v + change);
         }
         if C == 4 {
             out[3] = p[3];
