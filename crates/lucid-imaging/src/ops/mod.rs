@@ -205,7 +205,7 @@ pub fn describe(endpoint: Endpoint, model: &str) -> &'static str {
             "Richardson-Lucy deconvolution (Gaussian PSF, sigma 1.5) followed by fine unsharp masking, scaled by focus_boost."
         }
         (Endpoint::Denoise, "Normal") => {
-            "DCT denoising: colour to opponent planes, hard thresholding (2.7 sigma) of overlapping 8x8 block DCTs, then an empirical Wiener pass on every block; sigma estimated from the flattest blocks' highest frequencies."
+            "DCT denoising: colour to opponent planes, hard thresholding (2.7 sigma) of overlapping 8x8 block DCTs, then an empirical Wiener pass (every block on the luma-like plane, every third on the two colour differences); sigma estimated from the flattest blocks' highest frequencies."
         }
         (Endpoint::Denoise, "Strong") => {
             "DCT denoising as Normal with a 3 sigma threshold: smoother, less residual grain."
