@@ -18,28 +18,40 @@ const N: usize = 8;
 type Block = [[f32; N]; N];
 
 /// Step between the corners of neighbouring blocks in each pass. 1 is the textbook method.
-/// The hard pass only pilots the Wiener pass, so it can take every other block (a quarter of
-/// the work) at a cost of about 0.05 dB; the Wiener pass's step is the plane's
-/// ([`wiener_step`]).
 fn stride(shrink: &Shrink) -> usize {
     match shrink {
-        Shrink::Hard { .. } => 2,
+        Shrink::Hard { .. } => HARD_STEP,
         Shrink::Wiener { step, .. } => *step,
     }
 }
 
-/// The Wiener pass's step on opponent plane `plane`. On the luma-like plane every block: a
-/// step of 2 would lose 0.2 dB. The two colour-difference planes of a photograph are smooth,
-/// and every third block (a ninth of the work, the whole denoise a third faster) loses
+/// The hard pass only pilots the Wiener pass, so it can take every other block (a quarter of
+/// the work) at a cost of about 0.05 dB.
+const HARD_STEP: usize = 2;
+
+/// The Wiener pass's step on the luma-like opponent plane: every block (a step of 2 would lose
+/// 0.2 dB).
+const LUMA_WIENER_STEP: usize = 1;
+
+/// The Wiener pass's step on the two colour-difference planes. They are smooth in a
+/// photograph: every third block (a ninth of the work, the whole denoise a third faster) loses
 /// 0.03–0.06 dB on the quality test's colour photographs (every second: the same; hard pass
 /// only: up to 0.18 dB).
+const CHROMA_WIENER_STEP: usize = 3;
+
+/// The Wiener pass's step on opponent plane `plane`.
 fn wiener_step(plane: usize) -> usize {
-    if plane == 0 { 1 } else { 3 }
+    if plane == 0 {
+        LUMA_WIENER_STEP
+    } else {
+        CHROMA_WIENER_STEP
+    }
 }
 
-/// Every step above divides this: strip windows start on a multiple of it, so that their
-/// blocks are the whole image's.
+/// Strip windows start on a multiple of this, which every step divides (the luma step is 1),
+/// so that their blocks are the whole image's.
 const GRID: usize = 6;
+const _: () = assert!(GRID.is_multiple_of(HARD_STEP) && GRID.is_multiple_of(CHROMA_WIENER_STEP));
 
 /// Hard threshold of the first pass, in multiples of σ (the paper's choice is 3).
 pub const DEFAULT_THRESHOLD: f32 = 2.7;
