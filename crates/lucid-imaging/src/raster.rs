@@ -248,7 +248,7 @@ impl Raster {
             return;
         }
         for (v, o) in self.data.iter_mut().zip(&original.data) {
-            *v = o + (*v - o) * opacity;
+            *v = blend(opacity, *o, *v);
         }
     }
 
@@ -272,14 +272,20 @@ pub(crate) fn to_u8(v: f32) -> u8 {
 }
 
 /// `changed` blended back towards `original` by `opacity` (the `strength` or `opacity`
-/// setting, as [`Raster::blend_with`] blends), as the byte the encoders write.
+/// setting; 1 keeps all of the change).
 #[inline]
-pub(crate) fn blend_to_u8(opacity: f32, original: f32, changed: f32) -> u8 {
-    to_u8(if opacity < 1.0 {
+pub(crate) fn blend(opacity: f32, original: f32, changed: f32) -> f32 {
+    if opacity < 1.0 {
         original + (changed - original) * opacity
     } else {
         changed
-    })
+    }
+}
+
+/// [`blend`] as the byte the encoders write.
+#[inline]
+pub(crate) fn blend_to_u8(opacity: f32, original: f32, changed: f32) -> u8 {
+    to_u8(blend(opacity, original, changed))
 }
 
 /// How far a Gaussian blur of `sigma` reaches, in pixels: a band's result depends on this many
