@@ -545,6 +545,12 @@ fn strip_rows(w: usize) -> usize {
 /// 7 rows more, and up to [`GRID`] − 1 above to start the window on the grid.
 const HALO: usize = 16;
 
+/// The first row of the window of the strip starting at `y0`: [`HALO`] rows above it, down to
+/// the grid. Also where the rows kept for the next strip start.
+fn window_start(y0: usize) -> usize {
+    y0.saturating_sub(HALO) / GRID * GRID
+}
+
 /// The most heap [`denoise`] takes beside the image: a strip's window as three opponent
 /// planes, the hard pass's pilot and a pass's output; each thread's rings (the noisy and
 /// pilot rows along x, the blocks' sums, their weights and a row of weight totals); and the
@@ -611,7 +617,7 @@ pub fn denoise(
     let mut y0 = 0;
     while y0 < h {
         let y1 = (y0 + strip).min(h);
-        let (a, b) = (y0.saturating_sub(HALO) / GRID * GRID, (y1 + HALO).min(h));
+        let (a, b) = (window_start(y0), (y1 + HALO).min(h));
         let mut planes: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; w * (b - a)]);
         let [p0, p1, p2] = &mut planes;
         let plane_rows = p0.par_chunks_mut(w).zip(p1.par_chunks_mut(w));
@@ -636,7 +642,7 @@ pub fn denoise(
             let step = wiener.then(|| wiener_step(i));
             *plane = denoise_plane(&quiet, plane, w, b - a, sigma, threshold, step)?;
         }
-        kept_from = y1.saturating_sub(HALO) / GRID * GRID;
+        kept_from = window_start(y1);
         kept.clear();
         kept.extend_from_slice(&img.data[kept_from * row_len..y1 * row_len]);
         let rows = img.data[y0 * row_len..y1 * row_len].par_chunks_mut(row_len);
