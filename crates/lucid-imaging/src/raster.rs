@@ -1,6 +1,6 @@
 //! The working image (interleaved f32 RGB or RGBA, 0–1, sRGB-encoded) and the filters that
 //! several operations share: Gaussian blur, unsharp masking, Richardson–Lucy deconvolution,
-//! edge-preserving smoothing, medians and resampling. Every pass runs in parallel row bands
+//! edge-preserving smoothing and resampling. Every pass runs in parallel row bands
 //! through [`Ctx::rows`], so it can be cancelled and reports progress.
 
 use fast_image_resize as fir;
@@ -508,34 +508,6 @@ pub fn bilateral(
             for ch in 0..3 {
                 row[x * c + ch] = acc[ch] / wsum;
             }
-        }
-    })?;
-    Ok(out)
-}
-
-/// Median of each pixel's `(2r+1)²` neighbourhood in a single plane.
-pub fn median(
-    ctx: &Ctx,
-    src: &[f32],
-    w: usize,
-    h: usize,
-    radius: usize,
-) -> Result<Vec<f32>, ImagingError> {
-    let r = radius as i64;
-    let mut out = vec![0.0; src.len()];
-    ctx.rows(&mut out, w, |y, row| {
-        let mut window = Vec::with_capacity((2 * radius + 1).pow(2));
-        for (x, o) in row.iter_mut().enumerate() {
-            window.clear();
-            for dy in -r..=r {
-                let yy = (y as i64 + dy).clamp(0, h as i64 - 1) as usize;
-                for dx in -r..=r {
-                    let xx = (x as i64 + dx).clamp(0, w as i64 - 1) as usize;
-                    window.push(src[yy * w + xx]);
-                }
-            }
-            let mid = window.len() / 2;
-            *o = *window.select_nth_unstable_by(mid, f32::total_cmp).1;
         }
     })?;
     Ok(out)

@@ -217,10 +217,10 @@ pub fn describe(endpoint: Endpoint, model: &str) -> &'static str {
             "DCT denoising with a 3 sigma threshold followed by a light unsharp mask to restore edges."
         }
         (Endpoint::RestoreGen, "Dust-Scratch") => {
-            "Finds specks that differ from their 5x5 median by far more than the noise level and fills them from the median."
+            "Finds features that stand out in a 7x7 morphological top-hat of luma, keeps those shaped like dust (specks up to 6 px) or scratches (long, at most 3 px thick) that stand clear of their surroundings (not eyes, teeth or texture), and fills them from the pixels around them."
         }
         (Endpoint::RestoreGen, _) => {
-            "Like Dust-Scratch with a 7x7 window and a lower threshold, catching larger dust and thin scratches."
+            "Like Dust-Scratch with an 11x11 top-hat, for larger dust: specks up to 10 px."
         }
         (Endpoint::Lighting, "Adjust") => {
             "Automatic levels (0.5th-99.5th percentile stretch of luma) and a gamma that brings mid-tones to 0.45."
