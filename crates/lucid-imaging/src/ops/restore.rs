@@ -62,9 +62,10 @@ const MAX_AREA: usize = 4000;
 pub fn run(ctx: &Ctx, model: &str, s: &Settings, mut img: Raster) -> Result<Raster, ImagingError> {
     let (w, h) = (img.width, img.height);
     let finder = Finder::for_model(model);
-    // strength 0–1 (default 0.5): 0.5 to 2 times the contrast needed at the default, inverted.
+    // strength 0–1 (default 0.5) divides the contrast a feature needs by 0.5 (up to 0.25) to 2.
     let sensitivity = (s.number("strength", 0.5) as f32 * 2.0).max(0.5);
-    ctx.plan_passes(4);
+    // Two top-hats of two rank filters, each along x and along y.
+    ctx.plan_passes(8);
     let luma = img.luma();
     let threshold = (finder.contrast + 3.0 * noise_sigma(&luma, w, h)) / sensitivity;
     let bright = top_hat(ctx, &luma, w, h, finder.radius, true)?;
