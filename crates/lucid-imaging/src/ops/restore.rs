@@ -93,24 +93,12 @@ pub fn run(ctx: &Ctx, model: &str, s: &Settings, mut img: Raster) -> Result<Rast
         });
     }
     drop((bright, dark, luma));
-    // Grow by a pixel: the feature's soft edge must go too.
-    let core = mask.clone();
-    for (i, _) in core.iter().enumerate().filter(|(_, m)| **m) {
-        let (x, y) = (i % w, i / w);
-        if x > 0 {
-            mask[i - 1] = true;
-        }
-        if x + 1 < w {
-            mask[i + 1] = true;
-        }
-        if y > 0 {
-            mask[i - w] = true;
-        }
-        if y + 1 < h {
-            mask[i + w] = true;
-        }
+    // Grow by a pixel (a plus): the feature's soft edge must go too.
+    let along_y = dilate(&mask, w, h, 1, false);
+    let mut mask = dilate(&mask, w, h, 1, true);
+    for (m, y) in mask.iter_mut().zip(along_y) {
+        *m |= y;
     }
-    drop(core);
     ctx.check()?;
     fill(&mut img, &mask);
     Ok(img)
