@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 pub mod codec;
 pub mod dct;
 pub mod jpeg;
+mod maxflow;
 pub mod ops;
 pub mod pipeline;
 pub mod quality;

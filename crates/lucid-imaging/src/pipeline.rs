@@ -152,7 +152,9 @@ pub fn peak_memory(job: &Job, input: &codec::ImageInfo) -> u64 {
         ),
         Endpoint::Lighting => rasters(ops::lighting::peak_rasters(job.model, job.settings)),
         Endpoint::Sharpen | Endpoint::SharpenGen | Endpoint::RestoreGen => rasters(3.0),
-        Endpoint::Matting => rasters(4.0),
+        Endpoint::Matting => {
+            ops::matting::peak_memory(input.width as usize, input.height as usize, channels)
+        }
     };
     // Matting answers RGBA whatever came in.
     let out_channels = if job.endpoint == Endpoint::Matting {

@@ -70,6 +70,12 @@ pub fn luma_of(p: &[f32]) -> f32 {
     LUMA[0] * p[0] + LUMA[1] * p[1] + LUMA[2] * p[2]
 }
 
+/// The `q` quantile (0–1) of `v`, which it reorders.
+pub(crate) fn percentile(v: &mut [f32], q: f32) -> &f32 {
+    let at = ((v.len() - 1) as f32 * q).round() as usize;
+    v.select_nth_unstable_by(at, f32::total_cmp).1
+}
+
 /// The largest absolute difference between two equally long sample slices (tests compare
 /// streamed, banded or tiled results with the whole-image ones by it).
 #[cfg(test)]

@@ -437,3 +437,114 @@ fn dust_removal_takes_dust_off_and_leaves_clean_photographs_alone() {
         }
     }
 }
+
+/// The known matte of a composite 400×300: a wobbly blob in the middle (`touching` false), or
+/// a head and shoulders running off the bottom edge; anti-aliased by 4×4 supersampling.
+fn subject_matte(touching: bool) -> Vec<f32> {
+    let (w, h, ss) = (400usize, 300usize, 4usize);
+    let inside = |x: f32, y: f32| {
+        let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+        if touching {
+            let head = (x - cx).hypot(y - 110.0) < 55.0;
+            let shoulders = y > 170.0 && (x - cx).abs() < 120.0 - 0.4 * (250.0 - y).max(0.0);
+            head || shoulders
+        } else {
+            let t = (y - cy).atan2(x - cx);
+            let r = 95.0 * (1.0 + 0.15 * (3.0 * t + 0.7).sin() + 0.08 * (5.0 * t + 2.0).sin());
+            (x - cx).hypot(y - cy) < r
+        }
+    };
+    let mut matte = vec![0.0; w * h];
+    for (i, m) in matte.iter_mut().enumerate() {
+        let (x, y) = ((i % w) as f32, (i / w) as f32);
+        let hits = (0..ss * ss)
+            .filter(|k| {
+                let (sx, sy) = ((k % ss) as f32, (k / ss) as f32);
+                inside(x + (sx + 0.5) / ss as f32, y + (sy + 0.5) / ss as f32)
+            })
+            .count();
+        *m = hits as f32 / (ss * ss) as f32;
+    }
+    matte
+}
+
+/// The middle 400×300 of a shared image, as RGB floats 0–1.
+fn middle(name: &str) -> Vec<f32> {
+    let img = shared(name).to_rgb8();
+    let (x0, y0) = ((img.width() - 400) / 2, (img.height() - 300) / 2);
+    let mut out = Vec::with_capacity(400 * 300 * 3);
+    for y in y0..y0 + 300 {
+        for x in x0..x0 + 400 {
+            out.extend(img.get_pixel(x, y).0.iter().map(|v| *v as f32 / 255.0));
+        }
+    }
+    out
+}
+
+/// A studio backdrop: a vertical grey gradient with a soft shadow near the bottom.
+fn studio_backdrop() -> Vec<f32> {
+    let mut out = Vec::with_capacity(400 * 300 * 3);
+    for y in 0..300 {
+        for x in 0..400 {
+            let grey = 0.80 + 0.17 * y as f32 / 299.0;
+            let shadow = 0.35
+                * (-(((x as f32 - 200.0) / 120.0).powi(2) + ((y as f32 - 255.0) / 18.0).powi(2)))
+                    .exp();
+            out.extend([grey * (1.0 - shadow); 3]);
+        }
+    }
+    out
+}
+
+#[test]
+fn matting_finds_a_subject_on_textured_and_studio_backgrounds() {
+    // (subject, background, whether the subject runs off the bottom edge)
+    let cases: [(&str, Option<&str>, bool); 4] = [
+        ("astronaut.png", Some("brick.png"), false),
+        ("rocket.jpg", Some("grass.png"), false),
+        ("chelsea.png", Some("gravel.png"), false),
+        ("astronaut.png", None, true),
+    ];
+    println!("subject          background  model     IoU    alpha error");
+    for (subject, background, touching) in cases {
+        let fg = middle(subject);
+        let bg = background.map_or_else(studio_backdrop, middle);
+        let truth = subject_matte(touching);
+        let composite: Vec<u8> = (0..400 * 300 * 3)
+            .map(|i| {
+                let a = truth[i / 3];
+                ((fg[i] * a + bg[i] * (1.0 - a)) * 255.0).round() as u8
+            })
+            .collect();
+        let input = png(&composite, 400, 300, image::ExtendedColorType::Rgb8);
+        for model in ["Object", "RemoveBG"] {
+            let job = Job {
+                endpoint: Endpoint::Matting,
+                model,
+                settings: &Settings::default(),
+                placement: Placement::identity(400, 300),
+                format: OutputFormat::Png,
+            };
+            let out =
+                codec::decode(&process(&input, &job, &Cancel::new(), &|_| {}).unwrap()).unwrap();
+            assert_eq!(out.channels, 4);
+            let alpha: Vec<f32> = out.data.chunks_exact(4).map(|p| p[3]).collect();
+            let (mut both, mut either, mut error) = (0, 0, 0.0);
+            for (a, t) in alpha.iter().zip(&truth) {
+                let (a_in, t_in) = (*a > 0.5, *t > 0.5);
+                both += (a_in && t_in) as usize;
+                either += (a_in || t_in) as usize;
+                error += (a - t).abs() as f64;
+            }
+            let iou = both as f64 / either as f64;
+            let error = error / truth.len() as f64;
+            let place = background.unwrap_or("studio");
+            println!("{subject:16} {place:11} {model:9} {iou:.3}  {error:.4}");
+            assert!(iou >= 0.95, "{subject} on {place}, {model}: IoU {iou:.3}");
+            assert!(
+                error < 0.02,
+                "{subject} on {place}, {model}: alpha error {error:.4}"
+            );
+        }
+    }
+}

@@ -16,7 +16,7 @@
 
 use lucid_core::request::Settings;
 
-use crate::raster::{Raster, noise_sigma};
+use crate::raster::{Raster, noise_sigma, percentile};
 use crate::{Ctx, ImagingError};
 
 /// How one model finds dust.
@@ -163,11 +163,6 @@ impl Finder {
 }
 
 /// The `q` quantile of `v` (reordered).
-fn percentile(v: &mut [f32], q: f32) -> &f32 {
-    let at = ((v.len() - 1) as f32 * q).round() as usize;
-    v.select_nth_unstable_by(at, f32::total_cmp).1
-}
-
 /// A boolean grid dilated by `r` along x (`along_x`) or y: two calls make a square.
 fn dilate(grid: &[bool], w: usize, h: usize, r: usize, along_x: bool) -> Vec<bool> {
     let mut out = vec![false; grid.len()];
