@@ -11,9 +11,9 @@
 //!    not), and inner pixels near those colours start as probable background, the rest as
 //!    probable foreground. Unlike one border colour and a threshold, this keeps a subject whose
 //!    colours are close to part of a many-coloured background (a red saucer on brown wood).
-//! 2. **Edge** by a guided filter (He, Sun and Tang) of the cut, with the luma as guide, at up
+//! 2. **Edge** by a guided filter (He, Sun and Tang) of the cut, with the colour as guide, at up
 //!    to [`GUIDE_SIDE`] pixels a side; its linear coefficients are interpolated to the full
-//!    size and applied to the full-size luma (the fast guided filter), so the matte's edge
+//!    size and applied to the full-size colours (the fast guided filter), so the matte's edge
 //!    follows the image's own edges at full resolution. `Object` keeps that soft matte;
 //!    `RemoveBG` hardens it into a crisp cut-out.
 //!
@@ -23,7 +23,7 @@ use lucid_core::geometry::Placement;
 use lucid_core::request::Settings;
 
 use crate::maxflow::Graph;
-use crate::raster::{Raster, luma_of, percentile, resample};
+use crate::raster::{Raster, percentile, resample};
 use crate::{Ctx, ImagingError};
 
 /// Longest side of the copy GrabCut segments.
@@ -60,7 +60,7 @@ pub fn run(ctx: &Ctx, model: &str, s: &Settings, img: Raster) -> Result<Raster, 
         let src = &img.data[y * w * c..(y + 1) * w * c];
         let gy = fit.source_y(y, h);
         for (x, (o, p)) in row.chunks_exact_mut(4).zip(src.chunks_exact(c)).enumerate() {
-            let mut a = fit.alpha(fit.source_x(x, w), gy, luma_of(p));
+            let mut a = fit.alpha(fit.source_x(x, w), gy, p);
             if crisp {
                 a = ((a - 0.5) * 4.0 + 0.5).clamp(0.0, 1.0);
             }
@@ -79,7 +79,7 @@ pub fn run(ctx: &Ctx, model: &str, s: &Settings, img: Raster) -> Result<Raster, 
 
 /// Peak memory of matting a `w`×`h` image of `c` channels: the image, with first the guide copy
 /// and the segmentation's graph or the edge fit's planes, then the RGBA output and the fit's
-/// two coefficient planes.
+/// four coefficient planes.
 pub(crate) fn peak_memory(w: usize, h: usize, c: usize) -> u64 {
     let pixels_at = |side: usize| {
         let scale = (side as f64 / w.max(h) as f64).min(1.0);
@@ -89,9 +89,9 @@ pub(crate) fn peak_memory(w: usize, h: usize, c: usize) -> u64 {
     let (guide, small) = (pixels_at(GUIDE_SIDE), pixels_at(SEGMENT_SIDE));
     let image = (w * h * c * 4) as u64;
     // The graph's nodes and eight arcs, the neighbour links and colours: about 220 bytes a
-    // pixel; the edge fit holds at most eight planes.
-    let fitting = guide * (c as u64 * 4) + (small * 220).max(guide * 8 * 4);
-    let output = (w * h * 16) as u64 + guide * 2 * 4;
+    // pixel; the edge fit holds at most twenty planes (window means, products, coefficients).
+    let fitting = guide * (c as u64 * 4) + (small * 220).max(guide * 20 * 4);
+    let output = (w * h * 16) as u64 + guide * 4 * 4;
     image + fitting.max(output)
 }
 
@@ -481,54 +481,74 @@ impl NeighbourLinks {
     }
 }
 
-/// The guided filter's coefficients: alpha ≈ a·luma + b in each window, a and b averaged over
-/// the windows that cover a pixel, at the guide's size.
+/// The guided filter's coefficients on colour: alpha ≈ a·(R, G, B) + b in each window, a and b
+/// averaged over the windows that cover a pixel, at the guide's size. A colour guide (He et
+/// al.'s choice for mattes) follows an edge between colours of equal luma, a red saucer on brown
+/// wood, which a luma guide would blur across the window.
 struct EdgeFit {
-    a: Vec<f32>,
-    b: Vec<f32>,
+    /// Per guide pixel: the coefficients of R, G and B, then the offset.
+    coeffs: [Vec<f32>; 4],
     w: usize,
     h: usize,
 }
 
 impl EdgeFit {
-    /// Regularisation of the fit (a luma variance): below it, a window's luma is too flat to
-    /// steer the edge and the matte is smoothed instead.
-    const EPS: f32 = 1e-3;
+    /// Regularisation of the fit (a colour variance): below it, a window's colours are too
+    /// flat to steer the edge and the matte is smoothed instead.
+    const EPS: f64 = 1e-3;
+    /// The colour products whose window means make each window's covariance.
+    const PAIRS: [(usize, usize); 6] = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)];
 
     /// Fits the segmentation `mask` (`mw`×`mh`) to `guide`.
     fn new(guide: &Raster, mask: &[bool], mw: usize, mh: usize) -> Self {
-        let (w, h) = (guide.width, guide.height);
-        let luma: Vec<f32> = guide
-            .data
-            .chunks_exact(guide.channels)
-            .map(luma_of)
-            .collect();
+        let (w, h, c) = (guide.width, guide.height, guide.channels);
+        let colour: [Vec<f32>; 3] =
+            [0, 1, 2].map(|k| guide.data.chunks_exact(c).map(|p| p[k]).collect());
         let p: Vec<f32> = (0..w * h)
             .map(|i| {
                 let (x, y) = (i % w, i / w);
                 let sx = (x as f32 + 0.5) * mw as f32 / w as f32 - 0.5;
                 let sy = (y as f32 + 0.5) * mh as f32 / h as f32 - 0.5;
-                bilinear(mw, mh, sx, sy, |j| if mask[j] { 1.0 } else { 0.0 })
+                let (corners, weights) = bilinear_taps(mw, mh, sx, sy);
+                (0..4)
+                    .filter(|&t| mask[corners[t]])
+                    .map(|t| weights[t])
+                    .sum::<f32>()
             })
             .collect();
         let r = (w.max(h) / 128).max(2);
-        let product =
-            |u: &[f32], v: &[f32]| u.iter().zip(v).map(|(a, b)| a * b).collect::<Vec<_>>();
-        let mean_i = box_mean(&luma, w, h, r);
-        let mean_p = box_mean(&p, w, h, r);
-        let mean_ip = box_mean(&product(&luma, &p), w, h, r);
-        let mean_ii = box_mean(&product(&luma, &luma), w, h, r);
-        let mut a = vec![0.0; w * h];
-        let mut b = vec![0.0; w * h];
+        let mean = |v: &[f32]| box_mean(v, w, h, r);
+        let mean_product =
+            |u: &[f32], v: &[f32]| mean(&u.iter().zip(v).map(|(a, b)| a * b).collect::<Vec<_>>());
+        let mean_i = colour.each_ref().map(|v| mean(v));
+        let mean_p = mean(&p);
+        let mean_ip = colour.each_ref().map(|v| mean_product(v, &p));
+        let corr = Self::PAIRS.map(|(u, v)| mean_product(&colour[u], &colour[v]));
+        drop((colour, p));
+        let mut coeffs: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0.0; w * h]);
         for i in 0..w * h {
-            let var = mean_ii[i] - mean_i[i] * mean_i[i];
-            let cov = mean_ip[i] - mean_i[i] * mean_p[i];
-            a[i] = cov / (var.max(0.0) + Self::EPS);
-            b[i] = mean_p[i] - a[i] * mean_i[i];
+            let m = [0, 1, 2].map(|k| f64::from(mean_i[k][i]));
+            let mut cov = [[0.0; 3]; 3];
+            for (n, &(u, v)) in Self::PAIRS.iter().enumerate() {
+                let s = f64::from(corr[n][i]) - m[u] * m[v];
+                cov[u][v] = s;
+                cov[v][u] = s;
+            }
+            for (k, row) in cov.iter_mut().enumerate() {
+                row[k] += Self::EPS;
+            }
+            let (inverse, _) = invert(&cov);
+            let mp = f64::from(mean_p[i]);
+            let cov_ip = [0, 1, 2].map(|k| f64::from(mean_ip[k][i]) - m[k] * mp);
+            let a = inverse.map(|row| row[0] * cov_ip[0] + row[1] * cov_ip[1] + row[2] * cov_ip[2]);
+            for k in 0..3 {
+                coeffs[k][i] = a[k] as f32;
+            }
+            coeffs[3][i] = (mp - a[0] * m[0] - a[1] * m[1] - a[2] * m[2]) as f32;
         }
+        drop((mean_i, mean_p, mean_ip, corr));
         EdgeFit {
-            a: box_mean(&a, w, h, r),
-            b: box_mean(&b, w, h, r),
+            coeffs: coeffs.map(|v| mean(&v)),
             w,
             h,
         }
@@ -543,51 +563,74 @@ impl EdgeFit {
         (y as f32 + 0.5) * self.h as f32 / height as f32 - 0.5
     }
 
-    /// The matte at guide position (`gx`, `gy`) for a pixel of luma `luma`.
-    fn alpha(&self, gx: f32, gy: f32, luma: f32) -> f32 {
-        let a = bilinear(self.w, self.h, gx, gy, |j| self.a[j]);
-        let b = bilinear(self.w, self.h, gx, gy, |j| self.b[j]);
-        (a * luma + b).clamp(0.0, 1.0)
+    /// The matte at guide position (`gx`, `gy`) for a pixel of colour `p`.
+    fn alpha(&self, gx: f32, gy: f32, p: &[f32]) -> f32 {
+        let (corners, weights) = bilinear_taps(self.w, self.h, gx, gy);
+        let at = |k: usize| {
+            let plane = &self.coeffs[k];
+            (0..4).map(|t| plane[corners[t]] * weights[t]).sum::<f32>()
+        };
+        (at(0) * p[0] + at(1) * p[1] + at(2) * p[2] + at(3)).clamp(0.0, 1.0)
     }
 }
 
-/// Bilinear interpolation at (`x`, `y`) of a `w`×`h` grid read through `at`, edges clamped.
-fn bilinear(w: usize, h: usize, x: f32, y: f32, at: impl Fn(usize) -> f32) -> f32 {
+/// The four grid points around (`x`, `y`) on a `w`×`h` grid, edges clamped, and their
+/// bilinear weights.
+fn bilinear_taps(w: usize, h: usize, x: f32, y: f32) -> ([usize; 4], [f32; 4]) {
     let x = x.clamp(0.0, (w - 1) as f32);
     let y = y.clamp(0.0, (h - 1) as f32);
     let (x0, y0) = (x as usize, y as usize);
     let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
     let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-    let top = at(y0 * w + x0) * (1.0 - fx) + at(y0 * w + x1) * fx;
-    let bottom = at(y1 * w + x0) * (1.0 - fx) + at(y1 * w + x1) * fx;
-    top * (1.0 - fy) + bottom * fy
+    (
+        [y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1],
+        [
+            (1.0 - fx) * (1.0 - fy),
+            fx * (1.0 - fy),
+            (1.0 - fx) * fy,
+            fx * fy,
+        ],
+    )
 }
 
 /// The mean of `src` over the (2r+1)² window around each pixel, the window cut at the edges.
 fn box_mean(src: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
-    let mean_1d = |line: &mut dyn Iterator<Item = f32>, n: usize, out: &mut Vec<f32>| {
-        let v: Vec<f64> = line.map(f64::from).collect();
-        let mut prefix = vec![0.0; n + 1];
-        for i in 0..n {
-            prefix[i + 1] = prefix[i] + v[i];
-        }
-        out.clear();
-        out.extend((0..n).map(|i| {
-            let (lo, hi) = (i.saturating_sub(r), (i + r + 1).min(n));
-            ((prefix[hi] - prefix[lo]) / (hi - lo) as f64) as f32
-        }));
-    };
+    // Along x: each row's prefix sums.
     let mut rows = vec![0.0; w * h];
-    let mut line = Vec::new();
-    for y in 0..h {
-        mean_1d(&mut src[y * w..(y + 1) * w].iter().copied(), w, &mut line);
-        rows[y * w..(y + 1) * w].copy_from_slice(&line);
+    let mut prefix = vec![0.0f64; w + 1];
+    for (row, out) in src.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
+        for (i, v) in row.iter().enumerate() {
+            prefix[i + 1] = prefix[i] + f64::from(*v);
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            let (lo, hi) = (i.saturating_sub(r), (i + r + 1).min(w));
+            *o = ((prefix[hi] - prefix[lo]) / (hi - lo) as f64) as f32;
+        }
     }
+    // Along y: a running sum of whole rows (rows enter and leave the window), so the pass
+    // reads memory in order.
     let mut out = vec![0.0; w * h];
-    for x in 0..w {
-        mean_1d(&mut (0..h).map(|y| rows[y * w + x]), h, &mut line);
-        for (y, v) in line.iter().enumerate() {
-            out[y * w + x] = *v;
+    let mut sum = vec![0.0f64; w];
+    for y in 0..r.min(h) {
+        for (s, v) in sum.iter_mut().zip(&rows[y * w..(y + 1) * w]) {
+            *s += f64::from(*v);
+        }
+    }
+    for y in 0..h {
+        if y + r < h {
+            for (s, v) in sum.iter_mut().zip(&rows[(y + r) * w..(y + r + 1) * w]) {
+                *s += f64::from(*v);
+            }
+        }
+        if y > r {
+            let gone = y - r - 1;
+            for (s, v) in sum.iter_mut().zip(&rows[gone * w..(gone + 1) * w]) {
+                *s -= f64::from(*v);
+            }
+        }
+        let count = ((y + r + 1).min(h) - y.saturating_sub(r)) as f64;
+        for (o, s) in out[y * w..(y + 1) * w].iter_mut().zip(&sum) {
+            *o = (s / count) as f32;
         }
     }
     out
@@ -669,6 +712,25 @@ mod tests {
             let alpha = matte(img, "Object");
             assert_eq!(alpha.len(), w * h);
             assert!(alpha.iter().all(|a| *a < 0.01), "{w}x{h}: {alpha:?}");
+        }
+    }
+
+    #[test]
+    fn box_mean_is_the_mean_over_the_window_cut_at_the_edges() {
+        let (w, h, r) = (9, 7, 2);
+        let src: Vec<f32> = (0..w * h).map(|i| ((i * 37) % 11) as f32).collect();
+        let out = box_mean(&src, w, h, r);
+        for y in 0..h {
+            for x in 0..w {
+                let (mut sum, mut n) = (0.0, 0.0);
+                for yy in y.saturating_sub(r)..(y + r + 1).min(h) {
+                    for xx in x.saturating_sub(r)..(x + r + 1).min(w) {
+                        sum += src[yy * w + xx];
+                        n += 1.0;
+                    }
+                }
+                assert!((out[y * w + x] - sum / n).abs() < 1e-5, "({x}, {y})");
+            }
         }
     }
 }

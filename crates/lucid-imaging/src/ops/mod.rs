@@ -238,7 +238,7 @@ pub fn describe(endpoint: Endpoint, model: &str) -> &'static str {
             "The Object segmentation with the matte hardened to a crisp cut-out (a ramp of a few pixels at the edge); background made transparent."
         }
         (Endpoint::Matting, _) => {
-            "Foreground alpha matte: GrabCut segmentation (colour mixtures of background and subject, minimum graph cut, five rounds) at 400 px, started from the image border (where its colours recur on the other sides), then a guided filter on luma fits the matte's edge to the full-size image; RGBA PNG (mode=mask gives the mask)."
+            "Foreground alpha matte: GrabCut segmentation (colour mixtures of background and subject, minimum graph cut, five rounds) at 400 px, started from the image border (where its colours recur on the other sides), then a guided filter on colour fits the matte's edge to the full-size image; RGBA PNG (mode=mask gives the mask)."
         }
         _ => "",
     }
