@@ -200,7 +200,11 @@ fn initial_labels(px: &[[f64; 3]], w: usize, h: usize) -> Vec<Label> {
             continue;
         }
         let centres = kmeans(&others, 8);
-        let limit = near_limit(others.iter().map(|p| nearest(&centres, p).1).collect());
+        let limit = near_limit(
+            others.iter().map(|p| nearest(&centres, p).1).collect(),
+            0.95,
+            1.5,
+        );
         for (i, f) in fixed.iter_mut().enumerate() {
             if sides_of(i)[side] && nearest(&centres, &px[i]).1 < limit {
                 *f = true;
@@ -216,7 +220,13 @@ fn initial_labels(px: &[[f64; 3]], w: usize, h: usize) -> Vec<Label> {
     let border: Vec<[f64; 3]> = (0..px.len()).filter(|&i| fixed[i]).map(|i| px[i]).collect();
     let centres = kmeans(&border, 8);
     let d: Vec<f32> = px.iter().map(|p| nearest(&centres, p).1).collect();
-    let limit = near_limit((0..px.len()).filter(|&i| fixed[i]).map(|i| d[i]).collect());
+    // Strict here: a colour only near the background's starts as background (skin and hair
+    // near a beige backdrop's colours start as subject); the cut decides the rest.
+    let limit = near_limit(
+        (0..px.len()).filter(|&i| fixed[i]).map(|i| d[i]).collect(),
+        0.9,
+        1.0,
+    );
     (0..px.len())
         .map(|i| {
             if fixed[i] {
@@ -231,9 +241,9 @@ fn initial_labels(px: &[[f64; 3]], w: usize, h: usize) -> Vec<Label> {
 }
 
 /// How far from a set of colours' k-means centres a colour may be and still count as one of
-/// them, from the set's own distances to the centres: beyond all but its 5 % farthest, by half.
-fn near_limit(mut distances: Vec<f32>) -> f32 {
-    (*percentile(&mut distances, 0.95) * 1.5).max(LEAST_DISTANCE)
+/// them, from the set's own distances to the centres: their `quantile` times `slack`.
+fn near_limit(mut distances: Vec<f32>, quantile: f32, slack: f32) -> f32 {
+    (*percentile(&mut distances, quantile) * slack).max(LEAST_DISTANCE)
 }
 
 /// The index of the centre nearest `p` and its distance.
