@@ -442,6 +442,20 @@ fn dust_removal_takes_dust_off_and_leaves_clean_photographs_alone() {
     }
 }
 
+/// The alpha channel the matting `model` answers for the PNG `input` (`w`×`h`).
+fn matte_of(input: &[u8], model: &str, w: u32, h: u32) -> Vec<f32> {
+    let job = Job {
+        endpoint: Endpoint::Matting,
+        model,
+        settings: &Settings::default(),
+        placement: Placement::identity(w, h),
+        format: OutputFormat::Png,
+    };
+    let out = codec::decode(&process(input, &job, &Cancel::new(), &|_| {}).unwrap()).unwrap();
+    assert_eq!(out.channels, 4);
+    out.data.chunks_exact(4).map(|p| p[3]).collect()
+}
+
 /// The known matte of a composite 400×300: a wobbly blob in the middle (`touching` false), or
 /// a head and shoulders running off the bottom edge; anti-aliased by 4×4 supersampling.
 fn subject_matte(touching: bool) -> Vec<f32> {
@@ -522,17 +536,7 @@ fn matting_finds_a_subject_on_textured_and_studio_backgrounds() {
             .collect();
         let input = png(&composite, 400, 300, image::ExtendedColorType::Rgb8);
         for model in ["Object", "RemoveBG"] {
-            let job = Job {
-                endpoint: Endpoint::Matting,
-                model,
-                settings: &Settings::default(),
-                placement: Placement::identity(400, 300),
-                format: OutputFormat::Png,
-            };
-            let out =
-                codec::decode(&process(&input, &job, &Cancel::new(), &|_| {}).unwrap()).unwrap();
-            assert_eq!(out.channels, 4);
-            let alpha: Vec<f32> = out.data.chunks_exact(4).map(|p| p[3]).collect();
+            let alpha = matte_of(&input, model, 400, 300);
             let (mut both, mut either, mut error) = (0, 0, 0.0);
             for (a, t) in alpha.iter().zip(&truth) {
                 let (a_in, t_in) = (*a > 0.5, *t > 0.5);
@@ -588,16 +592,9 @@ fn matting_keeps_the_subject_of_the_shared_photographs() {
         let img = shared(name).to_rgb8();
         let (w, h) = (img.width(), img.height());
         let input = png(img.as_raw(), w, h, image::ExtendedColorType::Rgb8);
-        let job = Job {
-            endpoint: Endpoint::Matting,
-            model: "RemoveBG",
-            settings: &Settings::default(),
-            placement: Placement::identity(w, h),
-            format: OutputFormat::Png,
-        };
-        let out = codec::decode(&process(&input, &job, &Cancel::new(), &|_| {}).unwrap()).unwrap();
+        let matte = matte_of(&input, "RemoveBG", w, h);
         for (x, y, what, kept) in points {
-            let alpha = out.data[(y * w + x) as usize * 4 + 3];
+            let alpha = matte[(y * w + x) as usize];
             println!("{name:16} {what:16} alpha {alpha:.2}");
             if kept {
                 assert!(
