@@ -58,9 +58,9 @@ pub fn run(ctx: &Ctx, model: &str, s: &Settings, img: Raster) -> Result<Raster, 
     let mut out = Raster::new(w, h, 4);
     ctx.rows(&mut out.data, w * 4, |y, row| {
         let src = &img.data[y * w * c..(y + 1) * w * c];
-        let gy = fit.source_y(y, h);
+        let gy = on_grid(y, h, fit.h);
         for (x, (o, p)) in row.chunks_exact_mut(4).zip(src.chunks_exact(c)).enumerate() {
-            let mut a = fit.alpha(fit.source_x(x, w), gy, p);
+            let mut a = fit.alpha(on_grid(x, w, fit.w), gy, p);
             if crisp {
                 a = ((a - 0.5) * 4.0 + 0.5).clamp(0.0, 1.0);
             }
@@ -517,8 +517,7 @@ impl EdgeFit {
         let p: Vec<f32> = (0..w * h)
             .map(|i| {
                 let (x, y) = (i % w, i / w);
-                let sx = (x as f32 + 0.5) * mw as f32 / w as f32 - 0.5;
-                let sy = (y as f32 + 0.5) * mh as f32 / h as f32 - 0.5;
+                let (sx, sy) = (on_grid(x, w, mw), on_grid(y, h, mh));
                 let (corners, weights) = bilinear_taps(mw, mh, sx, sy);
                 (0..4)
                     .filter(|&t| mask[corners[t]])
@@ -564,15 +563,6 @@ impl EdgeFit {
         }
     }
 
-    /// Where column `x` of an image `width` wide falls on the guide's grid.
-    fn source_x(&self, x: usize, width: usize) -> f32 {
-        (x as f32 + 0.5) * self.w as f32 / width as f32 - 0.5
-    }
-
-    fn source_y(&self, y: usize, height: usize) -> f32 {
-        (y as f32 + 0.5) * self.h as f32 / height as f32 - 0.5
-    }
-
     /// The matte at guide position (`gx`, `gy`) for a pixel of colour `p`.
     fn alpha(&self, gx: f32, gy: f32, p: &[f32]) -> f32 {
         let (corners, weights) = bilinear_taps(self.w, self.h, gx, gy);
@@ -582,6 +572,12 @@ impl EdgeFit {
         };
         (at(0) * p[0] + at(1) * p[1] + at(2) * p[2] + at(3)).clamp(0.0, 1.0)
     }
+}
+
+/// Where the centre of pixel `v` of a side `from` pixels long falls on a grid `to` points long
+/// over the same extent (in grid units, pixel centres at whole numbers).
+fn on_grid(v: usize, from: usize, to: usize) -> f32 {
+    (v as f32 + 0.5) * to as f32 / from as f32 - 0.5
 }
 
 /// The four grid points around (`x`, `y`) on a `w`×`h` grid, edges clamped, and their
