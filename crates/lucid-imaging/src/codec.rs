@@ -272,13 +272,16 @@ fn check_size(width: u32, height: u32) -> Result<(), ImagingError> {
     Ok(())
 }
 
-/// What an output keeps of its input besides pixels: the colour profile and the EXIF block
-/// (its orientation reset, since decoding applied it).
+/// What an output keeps of its input besides pixels: the colour profile, the EXIF block
+/// (its orientation reset, since decoding applied it) and the samples' precision.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metadata {
     pub icc: Option<Vec<u8>>,
     /// The EXIF TIFF structure, without the JPEG `Exif\0\0` prefix.
     pub exif: Option<Vec<u8>>,
+    /// The input's samples were wider than 8 bits (16-bit or float): PNG and TIFF outputs are
+    /// written with 16-bit samples, so a photographer's 16-bit file keeps its gradations.
+    pub sixteen_bit: bool,
 }
 
 /// Decodes to the working raster, orientation applied. Alpha is kept when the image has it.
@@ -337,7 +340,21 @@ pub fn decode_image_toward(
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
-    Ok((img, Metadata { icc, exif }))
+    let sixteen_bit = !matches!(
+        img.color(),
+        image::ColorType::L8
+            | image::ColorType::La8
+            | image::ColorType::Rgb8
+            | image::ColorType::Rgba8
+    );
+    Ok((
+        img,
+        Metadata {
+            icc,
+            exif,
+            sixteen_bit,
+        },
+    ))
 }
 
 /// The image crate's decoder for the whole image, with lucid's limits.
@@ -590,8 +607,8 @@ fn jpeg_strips_at_once(threads: usize) -> usize {
 /// The most heap encoding a `width`-wide output takes beside its source, on a job's pool
 /// ([`crate::job_threads`]): the bands computed ahead, the one being filled and those the
 /// encoder holds (of `sample_bytes` a sample), and the encoder's own: JPEG's strips (Y, Cb
-/// and Cr planes and the coded bytes, a strip a band), or for PNG and TIFF a band's 8-bit
-/// copy and what the writer buffers.
+/// and Cr planes and the coded bytes, a strip a band), or for PNG and TIFF a band's copy
+/// in the file's 8- or 16-bit samples and what the writer buffers.
 pub fn encoder_memory(
     width: usize,
     channels: usize,
@@ -606,9 +623,13 @@ pub fn encoder_memory(
             // Three 8-bit planes, and coded bytes at up to 2 a pixel.
             (strips, strips * rows * width * (3 + 2))
         }
-        // The band's 8-bit copy; PNG's writer also keeps three rows and its deflate state.
-        OutputFormat::Tiff => (1, band),
-        OutputFormat::Png => (1, band + 3 * width * channels + PNG_WRITER_STATE),
+        // The band's copy in the file's samples (16-bit only from a float source); PNG's
+        // writer also keeps three rows and its deflate state.
+        OutputFormat::Tiff => (1, band * sample_bytes.min(2)),
+        OutputFormat::Png => (
+            1,
+            band * sample_bytes.min(2) + 3 * width * channels * 2 + PNG_WRITER_STATE,
+        ),
     };
     ((BANDS_AHEAD + 1 + held) * band * sample_bytes + own) as u64
 }
@@ -754,13 +775,25 @@ pub fn encode_rows<T: Encodable, W: Write + Seek>(
             } else {
                 png::ColorType::Rgb
             });
-            enc.set_depth(png::BitDepth::Eight);
+            enc.set_depth(if meta.sixteen_bit {
+                png::BitDepth::Sixteen
+            } else {
+                png::BitDepth::Eight
+            });
             enc.set_compression(png::Compression::Fast);
             enc.set_filter(png::Filter::Adaptive);
             let mut writer = enc.write_header().map_err(|e| enc_err(&e))?;
             let mut stream = writer.stream_writer().map_err(|e| enc_err(&e))?;
             for_each_band(source, |band| {
-                stream.write_all(&band.to_u8()).map_err(|e| enc_err(&e))
+                let written = if meta.sixteen_bit {
+                    // PNG's samples are big-endian.
+                    let mut words = band.to_u16();
+                    words.iter_mut().for_each(|v| *v = v.to_be());
+                    stream.write_all(bytemuck::cast_slice(&words))
+                } else {
+                    stream.write_all(&band.to_u8())
+                };
+                written.map_err(|e| enc_err(&e))
             })?;
             stream.finish().map_err(|e| enc_err(&e))?;
             writer.finish().map_err(|e| enc_err(&e))?;
@@ -769,10 +802,13 @@ pub fn encode_rows<T: Encodable, W: Write + Seek>(
         OutputFormat::Tiff => {
             let mut out = out;
             let mut tiff = tiff::encoder::TiffEncoder::new(&mut out).map_err(|e| enc_err(&e))?;
-            if c == 4 {
-                write_tiff::<tiff::encoder::colortype::RGBA8, _, _>(&mut tiff, source, meta)?;
-            } else {
-                write_tiff::<tiff::encoder::colortype::RGB8, _, _>(&mut tiff, source, meta)?;
+            use tiff::encoder::colortype::{RGB8, RGB16, RGBA8, RGBA16};
+            let (bytes, words) = (Raster::<T>::to_u8, Raster::<T>::to_u16);
+            match (c == 4, meta.sixteen_bit) {
+                (true, true) => write_tiff::<RGBA16, _, _>(&mut tiff, source, meta, words)?,
+                (true, false) => write_tiff::<RGBA8, _, _>(&mut tiff, source, meta, bytes)?,
+                (false, true) => write_tiff::<RGB16, _, _>(&mut tiff, source, meta, words)?,
+                (false, false) => write_tiff::<RGB8, _, _>(&mut tiff, source, meta, bytes)?,
             }
             Ok(out)
         }
@@ -795,13 +831,16 @@ fn for_each_band<T: Sample>(
     Ok(())
 }
 
+/// Writes the source as a TIFF of colour type `C`, each band's samples made `C`'s by `samples`.
 fn write_tiff<C, T, W>(
     tiff: &mut tiff::encoder::TiffEncoder<W>,
     source: &mut dyn RowSource<T>,
     meta: &Metadata,
+    samples: fn(&Raster<T>) -> Vec<C::Inner>,
 ) -> Result<(), ImagingError>
 where
-    C: tiff::encoder::colortype::ColorType<Inner = u8>,
+    C: tiff::encoder::colortype::ColorType,
+    [C::Inner]: tiff::encoder::TiffValue,
     T: Sample,
     W: Write + Seek,
 {
@@ -819,7 +858,7 @@ where
             .map_err(enc_err)?;
     }
     for_each_band(source, |band| {
-        image.write_strip(&band.to_u8()).map_err(enc_err)
+        image.write_strip(&samples(band)).map_err(enc_err)
     })?;
     image.finish().map_err(enc_err)
 }
@@ -1145,6 +1184,7 @@ mod tests {
         let meta = Metadata {
             icc: None,
             exif: Some(exif_rotate_90()),
+            ..Default::default()
         };
         let raster = Raster::from_dynamic(&image::load_from_memory(&png).unwrap());
         let turned = probe(&encode_with_metadata(&raster, OutputFormat::Jpeg, &meta).unwrap());

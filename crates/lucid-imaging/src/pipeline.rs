@@ -324,6 +324,7 @@ mod tests {
         let meta = codec::Metadata {
             icc: Some(icc.to_vec()),
             exif: Some(exif),
+            ..Default::default()
         };
         codec::encode_with_metadata(&raster, OutputFormat::Jpeg, &meta).unwrap()
     }
@@ -373,6 +374,56 @@ mod tests {
             let bottom = &img.data[img.data.len() - 3..];
             assert!(top[0] > top[2] && bottom[2] > bottom[0], "{format:?}");
         }
+    }
+
+    /// A 16-bit gradient too fine for 8 bits (a step of 40 levels in 65535 a pixel): PNG and
+    /// TIFF outputs keep 16-bit samples and the steps between them; JPEG, which has no
+    /// 16-bit samples, and any 8-bit input give 8 bits.
+    #[test]
+    fn sixteen_bit_inputs_give_sixteen_bit_png_and_tiff() {
+        use image::ImageEncoder;
+        let (w, h) = (256u32, 4u32);
+        let level = |x: u32| 20_000 + 40 * x as u16;
+        let samples: Vec<u8> = (0..w * h)
+            .flat_map(|i| [level(i % w); 3])
+            .flat_map(u16::to_ne_bytes)
+            .collect();
+        let mut input = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut input)
+            .write_image(&samples, w, h, image::ExtendedColorType::Rgb16)
+            .unwrap();
+        let eight_bit =
+            codec::encode(&Raster::new(w as usize, h as usize, 3), OutputFormat::Png).unwrap();
+        let run = |input: &[u8], format| {
+            let job = Job {
+                endpoint: Endpoint::Lighting,
+                model: "White Balance",
+                settings: &Settings::default(),
+                placement: Placement::identity(w, h),
+                format,
+            };
+            image::load_from_memory(&process(input, &job, &Cancel::new(), &|_| {}).unwrap())
+                .unwrap()
+        };
+        for format in [OutputFormat::Png, OutputFormat::Tiff] {
+            let out = run(&input, format);
+            let image::DynamicImage::ImageRgb16(out) = out else {
+                panic!("{format:?}: {:?}, not 16-bit RGB", out.color());
+            };
+            // A grey ramp stays the ramp: every level as it came in, within rounding.
+            for (x, p) in out.pixels().take(w as usize).enumerate() {
+                let want = level(x as u32);
+                assert!(
+                    p.0.iter().all(|v| v.abs_diff(want) <= 1),
+                    "{format:?}: {p:?}"
+                );
+            }
+            assert_eq!(run(&eight_bit, format).color(), image::ColorType::Rgb8);
+        }
+        assert_eq!(
+            run(&input, OutputFormat::Jpeg).color(),
+            image::ColorType::Rgb8
+        );
     }
 
     #[test]
@@ -496,6 +547,7 @@ mod tests {
         let meta = codec::Metadata {
             icc: None,
             exif: Some(codec::exif_rotate_90()),
+            ..Default::default()
         };
         let turned = codec::encode_with_metadata(&photo, OutputFormat::Jpeg, &meta).unwrap();
         for (input, (w, h)) in [(&upright, (600, 400)), (&turned, (400, 600))] {

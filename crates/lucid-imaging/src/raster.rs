@@ -26,6 +26,8 @@ pub trait Sample: bytemuck::Pod + Default + Send + Sync {
     fn pixel_type(channels: usize) -> fir::PixelType;
     /// The samples as 8-bit bytes, as the encoders write them.
     fn to_bytes(samples: &[Self]) -> std::borrow::Cow<'_, [u8]>;
+    /// The samples as 16-bit words, for PNG and TIFF outputs of 16-bit inputs.
+    fn to_words(samples: &[Self]) -> Vec<u16>;
 }
 
 impl Sample for f32 {
@@ -45,6 +47,14 @@ impl Sample for f32 {
             .collect::<Vec<_>>()
             .into()
     }
+
+    fn to_words(samples: &[f32]) -> Vec<u16> {
+        use rayon::prelude::*;
+        samples
+            .par_iter()
+            .map(|v| (v.clamp(0.0, 1.0) * 65535.0 + 0.5) as u16)
+            .collect()
+    }
 }
 
 impl Sample for u8 {
@@ -58,6 +68,10 @@ impl Sample for u8 {
 
     fn to_bytes(samples: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         samples.into()
+    }
+
+    fn to_words(samples: &[u8]) -> Vec<u16> {
+        samples.iter().map(|&v| u16::from(v) * 257).collect()
     }
 }
 
@@ -119,6 +133,11 @@ impl<T: Sample> Raster<T> {
     /// The samples as 8-bit bytes.
     pub fn to_u8(&self) -> Vec<u8> {
         T::to_bytes(&self.data).into_owned()
+    }
+
+    /// The samples as 16-bit words.
+    pub fn to_u16(&self) -> Vec<u16> {
+        T::to_words(&self.data)
     }
 }
 

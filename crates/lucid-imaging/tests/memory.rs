@@ -136,6 +136,7 @@ fn turned_jpeg(width: u32, height: u32) -> Vec<u8> {
     let meta = codec::Metadata {
         icc: None,
         exif: Some(codec::exif_rotate_90()),
+        ..Default::default()
     };
     codec::encode_with_metadata(&raster, OutputFormat::Jpeg, &meta).unwrap()
 }

@@ -172,6 +172,7 @@ async fn exif_turned_photos_are_sized_as_shown() {
     let meta = Metadata {
         icc: None,
         exif: Some(exif_rotate_90()),
+        ..Default::default()
     };
     let turned = encode_with_metadata(&stored, OutputFormat::Jpeg, &meta).unwrap();
     let id = app
