@@ -282,6 +282,10 @@ pub struct Metadata {
     /// The input's samples were wider than 8 bits (16-bit or float): PNG and TIFF outputs are
     /// written with 16-bit samples, so a photographer's 16-bit file keeps its gradations.
     pub sixteen_bit: bool,
+    /// The input was grey (with or without alpha): PNG outputs are written grey, and TIFF
+    /// outputs without alpha (TIFF has no grey with alpha here), each pixel's grey the mean of
+    /// its colour samples. The pipeline clears it for an operation that colours grey.
+    pub grey: bool,
 }
 
 /// Decodes to the working raster, orientation applied. Alpha is kept when the image has it.
@@ -347,12 +351,20 @@ pub fn decode_image_toward(
             | image::ColorType::Rgb8
             | image::ColorType::Rgba8
     );
+    let grey = matches!(
+        img.color(),
+        image::ColorType::L8
+            | image::ColorType::La8
+            | image::ColorType::L16
+            | image::ColorType::La16
+    );
     Ok((
         img,
         Metadata {
             icc,
             exif,
             sixteen_bit,
+            grey,
         },
     ))
 }
@@ -770,10 +782,11 @@ pub fn encode_rows<T: Encodable, W: Write + Seek>(
             info.exif_metadata = meta.exif.as_deref().map(Into::into);
             let mut out = out;
             let mut enc = png::Encoder::with_info(&mut out, info).map_err(|e| enc_err(&e))?;
-            enc.set_color(if c == 4 {
-                png::ColorType::Rgba
-            } else {
-                png::ColorType::Rgb
+            enc.set_color(match (meta.grey, c == 4) {
+                (true, true) => png::ColorType::GrayscaleAlpha,
+                (true, false) => png::ColorType::Grayscale,
+                (false, true) => png::ColorType::Rgba,
+                (false, false) => png::ColorType::Rgb,
             });
             enc.set_depth(if meta.sixteen_bit {
                 png::BitDepth::Sixteen
@@ -786,12 +799,12 @@ pub fn encode_rows<T: Encodable, W: Write + Seek>(
             let mut stream = writer.stream_writer().map_err(|e| enc_err(&e))?;
             for_each_band(source, |band| {
                 let written = if meta.sixteen_bit {
+                    let mut words = greyed(band.to_u16(), c, meta.grey);
                     // PNG's samples are big-endian.
-                    let mut words = band.to_u16();
                     words.iter_mut().for_each(|v| *v = v.to_be());
                     stream.write_all(bytemuck::cast_slice(&words))
                 } else {
-                    stream.write_all(&band.to_u8())
+                    stream.write_all(&greyed(band.to_u8(), c, meta.grey))
                 };
                 written.map_err(|e| enc_err(&e))
             })?;
@@ -802,17 +815,47 @@ pub fn encode_rows<T: Encodable, W: Write + Seek>(
         OutputFormat::Tiff => {
             let mut out = out;
             let mut tiff = tiff::encoder::TiffEncoder::new(&mut out).map_err(|e| enc_err(&e))?;
-            use tiff::encoder::colortype::{RGB8, RGB16, RGBA8, RGBA16};
+            use tiff::encoder::colortype::{Gray8, Gray16, RGB8, RGB16, RGBA8, RGBA16};
             let (bytes, words) = (Raster::<T>::to_u8, Raster::<T>::to_u16);
-            match (c == 4, meta.sixteen_bit) {
-                (true, true) => write_tiff::<RGBA16, _, _>(&mut tiff, source, meta, words)?,
-                (true, false) => write_tiff::<RGBA8, _, _>(&mut tiff, source, meta, bytes)?,
-                (false, true) => write_tiff::<RGB16, _, _>(&mut tiff, source, meta, words)?,
-                (false, false) => write_tiff::<RGB8, _, _>(&mut tiff, source, meta, bytes)?,
+            let grey_bytes = |band: &Raster<T>| greyed(band.to_u8(), 3, true);
+            let grey_words = |band: &Raster<T>| greyed(band.to_u16(), 3, true);
+            let t = &mut tiff;
+            match (c == 4, meta.grey, meta.sixteen_bit) {
+                (true, _, true) => write_tiff::<RGBA16, _, _>(t, source, meta, words)?,
+                (true, _, false) => write_tiff::<RGBA8, _, _>(t, source, meta, bytes)?,
+                (false, true, true) => write_tiff::<Gray16, _, _>(t, source, meta, grey_words)?,
+                (false, true, false) => write_tiff::<Gray8, _, _>(t, source, meta, grey_bytes)?,
+                (false, false, true) => write_tiff::<RGB16, _, _>(t, source, meta, words)?,
+                (false, false, false) => write_tiff::<RGB8, _, _>(t, source, meta, bytes)?,
             }
             Ok(out)
         }
     }
+}
+
+/// A band's samples (RGB or RGBA, `channels` a pixel) as the file stores them: when `grey`,
+/// each pixel's mean of R, G and B, and its alpha (made in place: a pixel's grey samples are
+/// written no later in the vector than its colour samples are read).
+fn greyed<V>(mut samples: Vec<V>, channels: usize, grey: bool) -> Vec<V>
+where
+    V: Copy + Into<u32> + TryFrom<u32>,
+{
+    if !grey {
+        return samples;
+    }
+    let kept = channels - 2;
+    let pixels = samples.len() / channels;
+    for i in 0..pixels {
+        let p = i * channels;
+        let sum: u32 = samples[p..p + 3].iter().map(|&v| v.into()).sum();
+        // The mean of three samples is a sample.
+        samples[i * kept] = V::try_from((sum + 1) / 3).unwrap_or_else(|_| unreachable!());
+        if kept == 2 {
+            samples[i * kept + 1] = samples[p + 3];
+        }
+    }
+    samples.truncate(pixels * kept);
+    samples
 }
 
 /// Hands `f` the source's rows in bands of [`band_rows`], top to bottom.
@@ -836,7 +879,7 @@ fn write_tiff<C, T, W>(
     tiff: &mut tiff::encoder::TiffEncoder<W>,
     source: &mut dyn RowSource<T>,
     meta: &Metadata,
-    samples: fn(&Raster<T>) -> Vec<C::Inner>,
+    samples: impl Fn(&Raster<T>) -> Vec<C::Inner>,
 ) -> Result<(), ImagingError>
 where
     C: tiff::encoder::colortype::ColorType,

@@ -53,7 +53,8 @@ pub fn process_into<W: Write + Seek + Send>(
         // A plain downscale of a JPEG starts from a reduced decode (the placement maps the
         // whole source onto the scaled size, whatever the source's size).
         let target = resample_target(job, plain);
-        let (decoded, metadata) = codec::decode_image_toward(input, &info, target)?;
+        let (decoded, mut metadata) = codec::decode_image_toward(input, &info, target)?;
+        metadata.grey &= !ops::colours_grey(job.endpoint, job.model);
         progress(DECODED);
         cancel.check()?;
         let ctx = Ctx::new(cancel, progress, (DECODED, OPERATED));
@@ -424,6 +425,68 @@ mod tests {
             run(&input, OutputFormat::Jpeg).color(),
             image::ColorType::Rgb8
         );
+    }
+
+    /// Grey inputs give grey PNG and TIFF outputs (grey with alpha: PNG only; TIFF has none
+    /// here), the levels kept; Colorize gives colour.
+    #[test]
+    fn grey_inputs_stay_grey_unless_colorized() {
+        use image::{ColorType, DynamicImage};
+        let (w, h) = (64u32, 16u32);
+        let ramp = image::GrayImage::from_fn(w, h, |x, _| image::Luma([40 + 2 * x as u8]));
+        let grey = DynamicImage::ImageLuma8(ramp);
+        let encode = |img: DynamicImage| {
+            let mut out = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+            out.into_inner()
+        };
+        let inputs = [
+            (encode(grey.clone()), ColorType::L8, ColorType::La8),
+            (
+                encode(grey.to_luma16().into()),
+                ColorType::L16,
+                ColorType::La16,
+            ),
+        ];
+        let run = |input: &[u8], model, format| {
+            let job = Job {
+                endpoint: Endpoint::Lighting,
+                model,
+                settings: &Settings::default(),
+                placement: Placement::identity(w, h),
+                format,
+            };
+            image::load_from_memory(&process(input, &job, &Cancel::new(), &|_| {}).unwrap())
+                .unwrap()
+        };
+        for (input, want, _) in &inputs {
+            for format in [OutputFormat::Png, OutputFormat::Tiff] {
+                let out = run(input, "White Balance", format);
+                assert_eq!(out.color(), *want, "{format:?}");
+                assert_eq!(out.to_luma8(), grey.to_luma8(), "{format:?}: levels kept");
+            }
+            let coloured = run(input, "Colorize", OutputFormat::Png);
+            assert!(
+                coloured.color().has_color(),
+                "Colorize: {:?}",
+                coloured.color()
+            );
+        }
+        // With alpha: grey and alpha in PNG, RGBA in TIFF.
+        for (input, _, with_alpha) in &inputs {
+            let la = image::load_from_memory(input).unwrap();
+            let la = match *with_alpha {
+                ColorType::La8 => DynamicImage::ImageLumaA8(la.to_luma_alpha8()),
+                _ => DynamicImage::ImageLumaA16(la.to_luma_alpha16()),
+            };
+            let input = encode(la);
+            assert_eq!(
+                run(&input, "White Balance", OutputFormat::Png).color(),
+                *with_alpha
+            );
+            let tiff = run(&input, "White Balance", OutputFormat::Tiff).color();
+            assert!(tiff.has_color() && tiff.has_alpha(), "{tiff:?}");
+        }
     }
 
     #[test]

@@ -152,6 +152,12 @@ pub(crate) fn bytes_memory(
     }
 }
 
+/// Whether the model makes a grey image coloured (Colorize); every other keeps grey grey, so
+/// its PNG and TIFF outputs of a grey input are written grey.
+pub fn colours_grey(endpoint: Endpoint, model: &str) -> bool {
+    endpoint == Endpoint::Lighting && model == "Colorize"
+}
+
 /// What the model does in lucid, in one sentence.
 pub fn describe(endpoint: Endpoint, model: &str) -> &'static str {
     match (endpoint, model) {
