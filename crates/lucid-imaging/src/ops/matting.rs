@@ -22,7 +22,9 @@
 use lucid_core::geometry::Placement;
 use lucid_core::request::Settings;
 
+use crate::codec::RowSource;
 use crate::maxflow::Graph;
+use crate::ops::Output;
 use crate::raster::{Raster, percentile, resample};
 use crate::{Ctx, ImagingError};
 
@@ -42,8 +44,14 @@ const GAMMA: f64 = 50.0;
 /// so that a flat, noisy backdrop does not make its own noise look like a subject.
 const LEAST_DISTANCE: f32 = 8.0;
 
-pub fn run(ctx: &Ctx, model: &str, s: &Settings, img: Raster) -> Result<Raster, ImagingError> {
-    let (w, h, c) = (img.width, img.height, img.channels);
+/// The matte of `img` as RGBA rows (or the mask's), computed as the encoder reads them: the
+/// output is never held whole.
+pub fn run<'a>(
+    ctx: &'a Ctx<'a>,
+    model: &str,
+    s: &Settings,
+    img: Raster,
+) -> Result<Output<'a>, ImagingError> {
     // Passes: the guide's resample, the rounds, the output's rows.
     ctx.plan_passes(ROUNDS + 2);
     let guide = shrink(ctx, &img, GUIDE_SIDE)?;
@@ -51,35 +59,71 @@ pub fn run(ctx: &Ctx, model: &str, s: &Settings, img: Raster) -> Result<Raster, 
     let foreground = segment(ctx, &small)?;
     let fit = EdgeFit::new(&guide, &foreground, small.width, small.height);
     drop((guide, small));
-    let crisp = model == "RemoveBG";
     let mask_only = s
         .text("mode")
         .is_some_and(|m| m.eq_ignore_ascii_case("mask") || m.eq_ignore_ascii_case("alpha"));
-    let mut out = Raster::new(w, h, 4);
-    ctx.rows(&mut out.data, w * 4, |y, row| {
-        let src = &img.data[y * w * c..(y + 1) * w * c];
-        let gy = on_grid(y, h, fit.h);
-        for (x, (o, p)) in row.chunks_exact_mut(4).zip(src.chunks_exact(c)).enumerate() {
-            let mut a = fit.alpha(on_grid(x, w, fit.w), gy, p);
-            if crisp {
-                a = ((a - 0.5) * 4.0 + 0.5).clamp(0.0, 1.0);
+    Ok(Output::Rows(Box::new(MatteRows {
+        ctx,
+        img,
+        fit,
+        crisp: model == "RemoveBG",
+        mask_only,
+    })))
+}
+
+/// The output rows: each pixel's colour with its alpha from the edge fit, or the mask.
+struct MatteRows<'a> {
+    ctx: &'a Ctx<'a>,
+    img: Raster,
+    fit: EdgeFit,
+    /// `RemoveBG`: the soft matte hardened to a ramp of a few pixels.
+    crisp: bool,
+    mask_only: bool,
+}
+
+impl RowSource for MatteRows<'_> {
+    fn width(&self) -> usize {
+        self.img.width
+    }
+
+    fn height(&self) -> usize {
+        self.img.height
+    }
+
+    fn channels(&self) -> usize {
+        4
+    }
+
+    fn fill(&mut self, y0: usize, band: &mut Raster) -> Result<(), ImagingError> {
+        let (w, h, c) = (self.img.width, self.img.height, self.img.channels);
+        let fit = &self.fit;
+        self.ctx.quiet().rows(&mut band.data, w * 4, |i, row| {
+            let y = y0 + i;
+            let src = &self.img.data[y * w * c..(y + 1) * w * c];
+            let gy = on_grid(y, h, fit.h);
+            for (x, (o, p)) in row.chunks_exact_mut(4).zip(src.chunks_exact(c)).enumerate() {
+                let mut a = fit.alpha(on_grid(x, w, fit.w), gy, p);
+                if self.crisp {
+                    a = ((a - 0.5) * 4.0 + 0.5).clamp(0.0, 1.0);
+                }
+                if c == 4 {
+                    a *= p[3];
+                }
+                if self.mask_only {
+                    o.copy_from_slice(&[a, a, a, 1.0]);
+                } else {
+                    o.copy_from_slice(&[p[0], p[1], p[2], a]);
+                }
             }
-            if c == 4 {
-                a *= p[3];
-            }
-            if mask_only {
-                o.copy_from_slice(&[a, a, a, 1.0]);
-            } else {
-                o.copy_from_slice(&[p[0], p[1], p[2], a]);
-            }
-        }
-    })?;
-    Ok(out)
+        })?;
+        self.ctx.advance((y0 + band.height) as f32 / h as f32);
+        Ok(())
+    }
 }
 
 /// Peak memory of matting a `w`×`h` image of `c` channels: the image, with first the guide copy
-/// and the segmentation's graph or the edge fit's planes, then the RGBA output and the fit's
-/// four coefficient planes.
+/// and the segmentation's graph or the edge fit's planes, then the fit's four coefficient planes
+/// (the output rows are the encoder's bands, which the pipeline counts).
 pub(crate) fn peak_memory(w: usize, h: usize, c: usize) -> u64 {
     let pixels_at = |side: usize| {
         let scale = (side as f64 / w.max(h) as f64).min(1.0);
@@ -91,8 +135,7 @@ pub(crate) fn peak_memory(w: usize, h: usize, c: usize) -> u64 {
     // The graph's nodes and eight arcs, the neighbour links and colours: about 220 bytes a
     // pixel; the edge fit holds at most twenty planes (window means, products, coefficients).
     let fitting = guide * (c as u64 * 4) + (small * 220).max(guide * 20 * 4);
-    let output = (w * h * 16) as u64 + guide * 4 * 4;
-    image + fitting.max(output)
+    image + fitting.max(guide * 4 * 4)
 }
 
 /// The image scaled (Lanczos-3) so its longer side is at most `side`; small images as they are.
@@ -651,6 +694,7 @@ mod tests {
         let cancel = Cancel::new();
         let ctx = Ctx::new(&cancel, &|_| {}, (0.0, 1.0));
         let out = run(&ctx, model, &Settings::default(), img).unwrap();
+        let out = out.into_raster().unwrap();
         out.data.chunks_exact(4).map(|p| p[3]).collect()
     }
 

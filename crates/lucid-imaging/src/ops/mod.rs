@@ -111,7 +111,7 @@ pub fn run<'a>(
         Endpoint::Denoise | Endpoint::DenoiseGen => whole(denoise::run(ctx, model, settings, img)),
         Endpoint::RestoreGen => whole(restore::run(ctx, model, settings, img)),
         Endpoint::Lighting => whole(lighting::run(ctx, model, settings, img)),
-        Endpoint::Matting => whole(matting::run(ctx, model, settings, img)),
+        Endpoint::Matting => matting::run(ctx, model, settings, img),
     }
 }
 
