@@ -344,29 +344,14 @@ pub fn decode_image_toward(
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
-    let sixteen_bit = !matches!(
-        img.color(),
-        image::ColorType::L8
-            | image::ColorType::La8
-            | image::ColorType::Rgb8
-            | image::ColorType::Rgba8
-    );
-    let grey = matches!(
-        img.color(),
-        image::ColorType::L8
-            | image::ColorType::La8
-            | image::ColorType::L16
-            | image::ColorType::La16
-    );
-    Ok((
-        img,
-        Metadata {
-            icc,
-            exif,
-            sixteen_bit,
-            grey,
-        },
-    ))
+    let colour = img.color();
+    let meta = Metadata {
+        icc,
+        exif,
+        sixteen_bit: colour.bytes_per_pixel() > colour.channel_count(),
+        grey: !colour.has_color(),
+    };
+    Ok((img, meta))
 }
 
 /// The image crate's decoder for the whole image, with lucid's limits.

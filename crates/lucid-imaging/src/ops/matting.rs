@@ -121,9 +121,9 @@ impl RowSource for MatteRows<'_> {
     }
 }
 
-/// Peak memory of matting a `w`×`h` image of `c` channels: the image, with first the guide copy
-/// and the segmentation's graph or the edge fit's planes, then the fit's four coefficient planes
-/// (the output rows are the encoder's bands, which the pipeline counts).
+/// Peak memory of matting a `w`×`h` image of `c` channels: the image, the guide copy and the
+/// segmentation's graph or the edge fit's planes (whose four coefficient planes stay while the
+/// output rows are made; those are the encoder's bands, which the pipeline counts).
 pub(crate) fn peak_memory(w: usize, h: usize, c: usize) -> u64 {
     let pixels_at = |side: usize| {
         let scale = (side as f64 / w.max(h) as f64).min(1.0);
@@ -135,7 +135,7 @@ pub(crate) fn peak_memory(w: usize, h: usize, c: usize) -> u64 {
     // The graph's nodes and eight arcs, the neighbour links and colours: about 220 bytes a
     // pixel; the edge fit holds at most twenty planes (window means, products, coefficients).
     let fitting = guide * (c as u64 * 4) + (small * 220).max(guide * 20 * 4);
-    image + fitting.max(guide * 4 * 4)
+    image + fitting
 }
 
 /// The image scaled (Lanczos-3) so its longer side is at most `side`; small images as they are.
