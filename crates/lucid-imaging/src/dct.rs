@@ -764,12 +764,17 @@ fn window_start(y0: usize) -> usize {
 }
 
 /// The most heap [`denoise`] takes beside the image: a strip's window as three opponent
-/// planes, the hard pass's pilot and a pass's output; each thread's rings (the noisy and
-/// pilot rows along x, the blocks' sums, their weights and a row of weight totals); and the
-/// rows kept for the next window.
+/// planes, the hard pass's pilot and a pass's output; each thread's rings (see [`Rings`]:
+/// the noisy and pilot rows along x and the blocks' sums, for one column tile's corners and
+/// a group of padding; the weights, the inverse's grid and the row's phases, as wide as the
+/// image); and the rows kept for the next window.
 pub fn denoise_memory(w: usize, channels: usize) -> u64 {
     let window = (strip_rows(w) + 2 * HALO + GRID) * w * 4;
-    let rings = crate::job_threads() * ((3 * N + 1) * N + 1) * w * 4;
+    let lanes = 16;
+    let tile_corners = w.min(TILE + N + lanes);
+    let span = PAD + w + 2 * lanes;
+    let per_thread = 3 * N * N * tile_corners + (2 * N + 2) * span;
+    let rings = crate::job_threads() * per_thread * 4;
     (5 * window + rings + (HALO + GRID) * w * channels * 4) as u64
 }
 
