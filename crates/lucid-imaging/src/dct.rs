@@ -277,6 +277,9 @@ fn columns_inverse<const L: usize>(c: &Block, b: &[[f32; L]; N]) -> [[f32; L]; N
     out
 }
 
+/// The most lanes the kernel runs on (AVX-512's 16 floats): the rings' padding follows it.
+const WIDEST_LANES: usize = 16;
+
 /// Pixels per column tile of a band.
 const TILE: usize = 512;
 
@@ -405,7 +408,7 @@ impl Band<'_> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     fn run_avx512(&self, y0: usize, band: &mut [f32]) {
-        self.run_tiles::<16>(y0, band)
+        self.run_tiles::<WIDEST_LANES>(y0, band)
     }
 
     /// [`Band::run`] compiled for AVX2 and FMA: eight lanes are one register.
@@ -770,9 +773,8 @@ fn window_start(y0: usize) -> usize {
 /// image); and the rows kept for the next window.
 pub fn denoise_memory(w: usize, channels: usize) -> u64 {
     let window = (strip_rows(w) + 2 * HALO + GRID) * w * 4;
-    let lanes = 16;
-    let tile_corners = w.min(TILE + N + lanes);
-    let span = PAD + w + 2 * lanes;
+    let tile_corners = w.min(TILE + N + WIDEST_LANES);
+    let span = PAD + w + 2 * WIDEST_LANES;
     let per_thread = 3 * N * N * tile_corners + (2 * N + 2) * span;
     let rings = crate::job_threads() * per_thread * 4;
     (5 * window + rings + (HALO + GRID) * w * channels * 4) as u64
