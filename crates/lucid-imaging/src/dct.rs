@@ -171,19 +171,21 @@ enum Shrink<'a> {
 
 /// One pass over a plane: every block transformed, shrunk, transformed back and averaged
 /// into the pixels it covers, weighted by the inverse of its remaining energy.
+/// Every sample of `out` is written: a buffer reused from an earlier pass needs no clearing.
 fn pass(
     ctx: &Ctx,
     plane: &[f32],
     w: usize,
     h: usize,
     shrink: Shrink,
-) -> Result<Vec<f32>, ImagingError> {
+    out: &mut Vec<f32>,
+) -> Result<(), ImagingError> {
     let dct = Dct::new();
     let step = stride(&shrink);
     let (xs, ys) = (corners(w, step), corners(h, step));
-    let mut out = vec![0.0; w * h];
+    out.resize(w * h, 0.0);
     // Blocks straddling two bands are computed in both: tall bands keep that waste small.
-    ctx.bands(&mut out, w, 64, |y0, band| {
+    ctx.bands(out, w, 64, |y0, band| {
         let job = Band {
             dct: &dct,
             plane,
@@ -197,8 +199,7 @@ fn pass(
         };
         job.run_fastest(y0, band);
         Ok(())
-    })?;
-    Ok(out)
+    })
 }
 
 /// `acc += s · v`, lane by lane.
@@ -780,30 +781,43 @@ pub fn denoise_memory(w: usize, channels: usize) -> u64 {
     (5 * window + rings + (HALO + GRID) * w * channels * 4) as u64
 }
 
-/// One plane's denoising: the hard-threshold pass, then (with a `wiener_step`) the Wiener
-/// pass it pilots.
+/// The buffers a plane's passes write, kept from strip to strip so that their pages are
+/// mapped once, not once per strip and pass.
+#[derive(Default)]
+struct Scratch {
+    basic: Vec<f32>,
+    out: Vec<f32>,
+}
+
+/// One plane's denoising, in place: the hard-threshold pass, then (with a `wiener_step`) the
+/// Wiener pass it pilots.
+#[allow(clippy::too_many_arguments)]
 fn denoise_plane(
     ctx: &Ctx,
-    plane: &[f32],
+    plane: &mut Vec<f32>,
     w: usize,
     h: usize,
     sigma: f32,
     threshold: f32,
     wiener_step: Option<usize>,
-) -> Result<Vec<f32>, ImagingError> {
+    scratch: &mut Scratch,
+) -> Result<(), ImagingError> {
     let hard = Shrink::Hard {
         threshold: threshold * sigma,
     };
-    let basic = pass(ctx, plane, w, h, hard)?;
+    pass(ctx, plane, w, h, hard, &mut scratch.basic)?;
     let Some(step) = wiener_step else {
-        return Ok(basic);
+        std::mem::swap(plane, &mut scratch.basic);
+        return Ok(());
     };
     let shrink = Shrink::Wiener {
-        pilot: &basic,
+        pilot: &scratch.basic,
         sigma,
         step,
     };
-    pass(ctx, plane, w, h, shrink)
+    pass(ctx, plane, w, h, shrink, &mut scratch.out)?;
+    std::mem::swap(plane, &mut scratch.out);
+    Ok(())
 }
 
 /// Denoises the colour channels of `img` in place, whose noise has standard deviation
@@ -834,10 +848,14 @@ pub fn denoise(
     let mut kept: Vec<f32> = Vec::new();
     let mut kept_from = 0;
     let mut y0 = 0;
+    let mut planes: [Vec<f32>; 3] = Default::default();
+    let mut scratch = Scratch::default();
     while y0 < h {
         let y1 = (y0 + strip).min(h);
         let (a, b) = (window_start(y0), (y1 + HALO).min(h));
-        let mut planes: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; w * (b - a)]);
+        for plane in &mut planes {
+            plane.resize(w * (b - a), 0.0);
+        }
         let [p0, p1, p2] = &mut planes;
         let plane_rows = p0.par_chunks_mut(w).zip(p1.par_chunks_mut(w));
         let plane_rows = plane_rows.zip(p2.par_chunks_mut(w)).enumerate();
@@ -859,7 +877,16 @@ pub fn denoise(
                 continue;
             }
             let step = wiener.then(|| wiener_step(i));
-            *plane = denoise_plane(&quiet, plane, w, b - a, sigma, threshold, step)?;
+            denoise_plane(
+                &quiet,
+                plane,
+                w,
+                b - a,
+                sigma,
+                threshold,
+                step,
+                &mut scratch,
+            )?;
         }
         kept_from = window_start(y1);
         kept.clear();
@@ -930,6 +957,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// [`pass`] into a new buffer.
+    fn passed(ctx: &Ctx, plane: &[f32], w: usize, h: usize, shrink: Shrink) -> Vec<f32> {
+        let mut out = Vec::new();
+        pass(ctx, plane, w, h, shrink, &mut out).unwrap();
+        out
     }
 
     fn load(plane: &[f32], w: usize, x0: usize, y0: usize) -> Block {
@@ -1034,13 +1068,13 @@ mod tests {
         let narrow = plane(53);
         let reference = textbook(&narrow, 53, h, hard);
         assert!(max_abs_diff(&portable(&narrow, 53, hard), &reference) < 1e-5);
-        let basic = pass(&ctx, &narrow, 53, h, hard).unwrap();
+        let basic = passed(&ctx, &narrow, 53, h, hard);
         assert!(max_abs_diff(&basic, &reference) < 1e-5);
         // The Wiener passes, smooth in their input, on three column tiles (the last narrow),
         // at the luma plane's step, the hard pass's and the colour differences'.
         let w = 2 * TILE + 53;
         let wide = plane(w);
-        let basic = pass(&ctx, &wide, w, h, hard).unwrap();
+        let basic = passed(&ctx, &wide, w, h, hard);
         let spread = |v: &[f32]| {
             let col: Vec<f32> = (0..h).map(|y| v[y * w + 20]).collect();
             let mean = col.iter().sum::<f32>() / h as f32;
@@ -1053,7 +1087,7 @@ mod tests {
                 sigma,
                 step,
             };
-            let banded = pass(&ctx, &wide, w, h, wiener).unwrap();
+            let banded = passed(&ctx, &wide, w, h, wiener);
             let reference = textbook(&wide, w, h, wiener);
             let portable = portable(&wide, w, wiener);
             assert!(max_abs_diff(&portable, &reference) < 1e-5, "step {step}");
@@ -1096,8 +1130,19 @@ mod tests {
                 .map(|p| m[0] * p[0] + m[1] * p[1] + m[2] * p[2])
                 .collect();
             let step = Some(wiener_step(i));
-            let denoised =
-                denoise_plane(&ctx, &plane, w, h, sigma, DEFAULT_THRESHOLD, step).unwrap();
+            let mut denoised = plane.clone();
+            let scratch = &mut Scratch::default();
+            denoise_plane(
+                &ctx,
+                &mut denoised,
+                w,
+                h,
+                sigma,
+                DEFAULT_THRESHOLD,
+                step,
+                scratch,
+            )
+            .unwrap();
             // Each opponent plane's share of every channel: the planes are orthonormal.
             for (i, p) in whole.data.chunks_exact_mut(3).enumerate() {
                 let before: f32 = (0..3).map(|c| m[c] * img.data[i * 3 + c]).sum();
