@@ -781,6 +781,31 @@ pub fn denoise_memory(w: usize, channels: usize) -> u64 {
     (5 * window + rings + (HALO + GRID) * w * channels * 4) as u64
 }
 
+/// A row of `CH`-channel pixels as the three opponent planes' rows. The channel count is a
+/// constant so that the loop vectorises.
+#[inline(always)]
+fn to_opponent<const CH: usize>(src: &[f32], planes: [&mut [f32]; 3]) {
+    let [r0, r1, r2] = planes;
+    let pixels = src.as_chunks::<CH>().0.iter();
+    for (((p, o0), o1), o2) in pixels.zip(r0).zip(r1).zip(r2) {
+        [*o0, *o1, *o2] = OPPONENT.map(|m| m[0] * p[0] + m[1] * p[1] + m[2] * p[2]);
+    }
+}
+
+/// The opponent planes' rows back into a row of `CH`-channel pixels, keeping `opacity` of
+/// the change (alpha is left alone).
+#[inline(always)]
+fn from_opponent<const CH: usize>(planes: [&[f32]; 3], row: &mut [f32], opacity: f32) {
+    let [r0, r1, r2] = planes;
+    let pixels = row.as_chunks_mut::<CH>().0.iter_mut();
+    for (((p, o0), o1), o2) in pixels.zip(r0).zip(r1).zip(r2) {
+        for (c, v) in p[..3].iter_mut().enumerate() {
+            let denoised = OPPONENT[0][c] * o0 + OPPONENT[1][c] * o1 + OPPONENT[2][c] * o2;
+            *v += (denoised - *v) * opacity;
+        }
+    }
+}
+
 /// The buffers a plane's passes write, kept from strip to strip so that their pages are
 /// mapped once, not once per strip and pass.
 #[derive(Default)]
@@ -866,9 +891,10 @@ pub fn denoise(
             } else {
                 &img.data[y * row_len..][..row_len]
             };
-            for (x, p) in src.chunks_exact(ch).enumerate() {
-                let opponent = OPPONENT.map(|m| m[0] * p[0] + m[1] * p[1] + m[2] * p[2]);
-                [r0[x], r1[x], r2[x]] = opponent;
+            if ch == 3 {
+                to_opponent::<3>(src, [r0, r1, r2]);
+            } else {
+                to_opponent::<4>(src, [r0, r1, r2]);
             }
         });
         for (i, plane) in planes.iter_mut().enumerate() {
@@ -893,14 +919,12 @@ pub fn denoise(
         kept.extend_from_slice(&img.data[kept_from * row_len..y1 * row_len]);
         let rows = img.data[y0 * row_len..y1 * row_len].par_chunks_mut(row_len);
         rows.enumerate().for_each(|(y, row)| {
-            for (x, p) in row.chunks_exact_mut(ch).enumerate() {
-                let at = (y0 - a + y) * w + x;
-                for (c, v) in p[..3].iter_mut().enumerate() {
-                    let denoised = OPPONENT[0][c] * planes[0][at]
-                        + OPPONENT[1][c] * planes[1][at]
-                        + OPPONENT[2][c] * planes[2][at];
-                    *v += (denoised - *v) * opacity;
-                }
+            let at = (y0 - a + y) * w;
+            let denoised = planes.each_ref().map(|p| &p[at..][..w]);
+            if ch == 3 {
+                from_opponent::<3>(denoised, row, opacity);
+            } else {
+                from_opponent::<4>(denoised, row, opacity);
             }
         });
         ctx.advance(y1 as f32 / h as f32);
