@@ -8,6 +8,7 @@
 //! each plane is denoised on its own. Alpha is left alone.
 
 use std::f32::consts::FRAC_1_SQRT_2;
+use std::ops::Range;
 
 use rayon::prelude::*;
 
@@ -202,14 +203,6 @@ fn pass(
     })
 }
 
-/// `acc += s · v`, lane by lane.
-#[inline(always)]
-fn axpy<const L: usize>(acc: &mut [f32; L], s: f32, v: &[f32; L]) {
-    for (a, v) in acc.iter_mut().zip(v) {
-        *a = s.mul_add(*v, *a);
-    }
-}
-
 /// `Σ_k c[k] · v[k]`, fused.
 #[inline(always)]
 fn dot<const K: usize>(c: [f32; K], v: [f32; K]) -> f32 {
@@ -276,6 +269,27 @@ fn columns_inverse<const L: usize>(c: &Block, b: &[[f32; L]; N]) -> [[f32; L]; N
         }
     }
     out
+}
+
+/// Samples `k` of `row`'s phases modulo `S` (sample `S k + r` of the row at `r len + k` in
+/// `phases`), for `k` in `ks`: whole pixels by whole pixels, so that the loop vectorises.
+#[inline(always)]
+fn split_phases<const S: usize>(row: &[f32], phases: &mut [f32], len: usize, ks: Range<usize>) {
+    let mut rows = phases.chunks_mut(len);
+    let mut split: [&mut [f32]; S] = std::array::from_fn(|_| &mut rows.next().unwrap()[ks.clone()]);
+    let (whole, partial) = row[ks.start * S..].as_chunks::<S>();
+    for (k, px) in whole.iter().take(ks.len()).enumerate() {
+        for (phase, v) in split.iter_mut().zip(px) {
+            phase[k] = *v;
+        }
+    }
+    // A last pixel group the row ends in.
+    let k = whole.len();
+    if k < ks.len() {
+        for (phase, v) in split.iter_mut().zip(partial) {
+            phase[k] = *v;
+        }
+    }
 }
 
 /// The most lanes the kernel runs on (AVX-512's 16 floats): the rings' padding follows it.
@@ -387,8 +401,8 @@ impl Band<'_> {
             .max()
             .unwrap_or(0);
         let wiener = matches!(self.shrink, Shrink::Wiener { .. });
-        // Room for the inverse's reads, up to a lane past `w`.
-        let span = PAD + (groups * L).max(w) + L;
+        // Room for the inverse's reads: a group and a block past the tile's corners.
+        let span = PAD + groups * L + L + N;
         let ring = N * groups * N * L;
         let mut rings = Rings::<L> {
             groups,
@@ -560,7 +574,7 @@ impl Band<'_> {
         ring: &mut [f32],
         phases: &mut [f32],
     ) {
-        let (w, step, xs, ct) = (self.w, self.step, self.xs, &self.dct.ct);
+        let (w, step, xs, c) = (self.w, self.step, self.xs, &self.dct.c);
         let row = &plane[y * w..][..w];
         let len = w.div_ceil(step);
         let phases: &[f32] = if step == 1 {
@@ -568,14 +582,10 @@ impl Band<'_> {
         } else {
             // Only the stretch the tile's corners read.
             let (k0, k1) = (self.first, (self.first + xs.len() + N).min(len));
-            for r in 0..step {
-                let phase = &mut phases[r * len + k0..r * len + k1];
-                for (p, v) in phase
-                    .iter_mut()
-                    .zip(row[r + k0 * step..].iter().step_by(step))
-                {
-                    *p = *v;
-                }
+            match step {
+                2 => split_phases::<2>(row, phases, len, k0..k1),
+                3 => split_phases::<3>(row, phases, len, k0..k1),
+                step => unreachable!("no pass has a step of {step}"),
             }
             phases
         };
@@ -599,75 +609,106 @@ impl Band<'_> {
                     }
                 }
             }
-            for l in 0..N {
-                let mut t = [0.0f32; L];
-                for (n, px) in px.iter().enumerate() {
-                    axpy(&mut t, ct[n][l], px);
-                }
-                ring[j0 * N + l * L..][..L].copy_from_slice(&t);
-            }
+            // Along x, the same transform as down the columns.
+            let t = columns_forward(c, &px);
+            ring[j0 * N..][..N * L].copy_from_slice(t.as_flattened());
         }
     }
 
-    /// A finished output row. Each group's sums go back along x, sample `n` of each corner
-    /// at `x` into row `n` of `grid`, at `x` (every pixel for a step of 1; between corners
-    /// the grid stays 0), and the corner's weight into its last row. Then pixel `x` gathers
-    /// sample `n` of the corners at `x - n`, `L` pixels at a time from shifted slices of the
-    /// grid's rows, over the weights gathered alike.
+    /// A finished output row. Each group's sums go back along x, sample `n` of the `L`
+    /// corners from `j` on into row `n` of `grid` from `PAD + j` on (one store: the grid is
+    /// indexed by corner, not by pixel), and the corners' weights into its last row. The
+    /// border corner off the step's grid, if the tile has it, is taken out and added on its
+    /// own (see [`Band::gather`]).
     #[inline(always)]
     fn rows_inverse<const L: usize>(&self, rings: &mut Rings<L>, slot: usize, out: &mut [f32]) {
         let (c, span, xs) = (&self.dct.c, rings.span, self.xs);
         // The slot's first coefficient; a group's are `N * L` on from the one before.
         let slot_at = rings.at(slot, 0, 0);
         let (samples, weights) = rings.grid.split_at_mut(N * span);
-        for g in 0..xs.len().div_ceil(L) {
+        let groups = xs.len().div_ceil(L);
+        for g in 0..groups {
             let j0 = g * L;
             let sums = &rings.sums[slot_at + j0 * N..][..N * L];
+            let sums: [[f32; L]; N] =
+                std::array::from_fn(|l| sums[l * L..][..L].try_into().unwrap());
+            // Along x, the same transform as down the columns.
+            for (n, v) in columns_inverse(c, &sums).iter().enumerate() {
+                samples[n * span + PAD + j0..][..L].copy_from_slice(v);
+            }
             let corner_weights = &rings.weights[slot * span + PAD + j0..][..L];
-            let contiguous = self.step == 1 && self.regular::<L>(j0);
-            // Each sample row in registers, then stored whole: accumulated in place where
-            // its lanes are scattered, it would be computed a lane at a time.
-            let mut px = [[0.0f32; L]; N];
-            for (n, px) in px.iter_mut().enumerate() {
-                let mut v = [0.0f32; L];
-                for (l, cl) in c.iter().enumerate() {
-                    axpy(&mut v, cl[n], sums[l * L..][..L].try_into().unwrap());
-                }
-                if contiguous {
-                    samples[n * span + PAD + xs[j0]..][..L].copy_from_slice(&v);
-                } else {
-                    *px = v;
-                }
-            }
-            if contiguous {
-                weights[PAD + xs[j0]..][..L].copy_from_slice(corner_weights);
-            } else {
-                for i in 0..L.min(xs.len() - j0) {
-                    let x = PAD + xs[j0 + i];
-                    for (n, px) in px.iter().enumerate() {
-                        samples[n * span + x] = px[i];
-                    }
-                    weights[x] = corner_weights[i];
-                }
-            }
+            weights[PAD + j0..][..L].copy_from_slice(corner_weights);
         }
+        // Corners past the tile's read as none (their lanes of the last group are already:
+        // zero weight, zero sums).
+        let tail = PAD + groups * L..PAD + groups * L + L + N;
+        for n in 0..N {
+            samples[n * span..][tail.clone()].fill(0.0);
+        }
+        weights[tail].fill(0.0);
+        let last = xs.len() - 1;
+        let border = (xs[last] != self.step * (self.first + last)).then(|| {
+            let at = PAD + last;
+            let corner: [f32; N] =
+                std::array::from_fn(|n| std::mem::take(&mut samples[n * span + at]));
+            (xs[last], corner, std::mem::take(&mut weights[at]))
+        });
+        let (samples, weights) = (&*samples, &*weights);
+        match self.step {
+            1 => self.gather::<L, 1>(samples, weights, span, border, out),
+            2 => self.gather::<L, 2>(samples, weights, span, border, out),
+            3 => self.gather::<L, 3>(samples, weights, span, border, out),
+            step => unreachable!("no pass has a step of {step}"),
+        }
+    }
+
+    /// The tile's pixels of a finished row from the grid of samples by corner. With corners
+    /// `S` apart, pixel `S m + r` gathers sample `r + S t` of corner `m - t` for every `t`
+    /// that names a sample: phase `r` of `L` neighbouring `m` is a sum of contiguous slices
+    /// of the grid, and so are its weights. The phases, divided, are interleaved into the
+    /// row. `border`: the off-grid corner's position, samples and weight.
+    #[inline(always)]
+    fn gather<const L: usize, const S: usize>(
+        &self,
+        samples: &[f32],
+        weights: &[f32],
+        span: usize,
+        border: Option<(usize, [f32; N], f32)>,
+        out: &mut [f32],
+    ) {
         let (pa, pb) = self.pixels;
-        for x0 in (pa..pb).step_by(L) {
-            let (mut acc, mut total) = ([0.0f32; L], [0.0f32; L]);
-            for n in 0..N {
-                // The corner at x0 - n; PAD zeros before the first.
-                let at = PAD + x0 - n;
-                let (samples, weights) = (&samples[n * span + at..][..L], &weights[at..][..L]);
-                let pairs = samples.iter().zip(weights);
-                for ((a, t), (v, wt)) in acc.iter_mut().zip(total.iter_mut()).zip(pairs) {
-                    *a += v;
-                    *t += wt;
+        // Tile corners by index from the tile's first; the first pixel's is never before it.
+        let (first_m, last_m) = (pa / S - self.first, (pb - 1) / S - self.first);
+        for m0 in (first_m..=last_m).step_by(L) {
+            let (mut acc, mut total) = ([[0.0f32; L]; S], [[0.0f32; L]; S]);
+            for r in 0..S {
+                for t in 0..(N - r).div_ceil(S) {
+                    // PAD zero corners before the first.
+                    let at = PAD + m0 - t;
+                    let v: &[f32; L] = samples[(r + S * t) * span + at..][..L].try_into().unwrap();
+                    let wt: &[f32; L] = weights[at..][..L].try_into().unwrap();
+                    for i in 0..L {
+                        acc[r][i] += v[i];
+                        total[r][i] += wt[i];
+                    }
                 }
             }
-            let end = L.min(pb - x0);
-            for ((o, a), t) in out[x0..x0 + end].iter_mut().zip(&acc).zip(&total) {
-                *o = a / t;
+            let x0 = S * (self.first + m0);
+            if let Some((bx, corner, weight)) = border {
+                for (n, v) in corner.iter().enumerate() {
+                    let x = bx + n;
+                    if (x0..x0 + S * L).contains(&x) {
+                        let (i, r) = ((x - x0) / S, (x - x0) % S);
+                        acc[r][i] += v;
+                        total[r][i] += weight;
+                    }
+                }
             }
+            // Pixel by pixel; lanes past the tile's pixels are left out.
+            let pixels: [[f32; S]; L] =
+                std::array::from_fn(|i| std::array::from_fn(|r| acc[r][i] / total[r][i]));
+            let (a, b) = (x0.max(pa), (x0 + S * L).min(pb));
+            out[a..b].copy_from_slice(&pixels.as_flattened()[a - x0..b - x0]);
         }
     }
 }
@@ -770,13 +811,13 @@ fn window_start(y0: usize) -> usize {
 /// The most heap [`denoise`] takes beside the image: a strip's window as three opponent
 /// planes, the hard pass's pilot and a pass's output; each thread's rings (see [`Rings`]:
 /// the noisy and pilot rows along x and the blocks' sums, for one column tile's corners and
-/// a group of padding; the weights, the inverse's grid and the row's phases, as wide as the
-/// image); and the rows kept for the next window.
+/// a group of padding; the weights and the inverse's grid, by corner too, with room past
+/// them; the row's phases, as wide as the image); and the rows kept for the next window.
 pub fn denoise_memory(w: usize, channels: usize) -> u64 {
     let window = (strip_rows(w) + 2 * HALO + GRID) * w * 4;
     let tile_corners = w.min(TILE + N + WIDEST_LANES);
-    let span = PAD + w + 2 * WIDEST_LANES;
-    let per_thread = 3 * N * N * tile_corners + (2 * N + 2) * span;
+    let span = PAD + tile_corners + WIDEST_LANES + N;
+    let per_thread = 3 * N * N * tile_corners + (2 * N + 1) * span + w + N;
     let rings = crate::job_threads() * per_thread * 4;
     (5 * window + rings + (HALO + GRID) * w * channels * 4) as u64
 }
