@@ -12,7 +12,8 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::raster::Raster;
+use crate::ops::ByteBands;
+use crate::raster::{Raster, Sample};
 use crate::{Ctx, ImagingError};
 
 const N: usize = 8;
@@ -184,7 +185,7 @@ fn pass(
     let dct = Dct::new();
     let step = stride(&shrink);
     let (xs, ys) = (corners(w, step), corners(h, step));
-    out.resize(w * h, 0.0);
+    resize_exactly(out, w * h);
     // Blocks straddling two bands are computed in both: tall bands keep that waste small.
     ctx.bands(out, w, 64, |y0, band| {
         let job = Band {
@@ -722,7 +723,7 @@ impl Band<'_> {
 /// coefficients (`k + l ≥ 12`) over 0.6745. White noise fills those as much as any frequency,
 /// while photographs, even fine texture, put little there; and since the DCT coefficients of
 /// white noise are independent, choosing blocks by the other coefficients biases nothing.
-pub fn noise_level(img: &Raster) -> f32 {
+pub fn noise_level<T: Sample>(img: &Raster<T>) -> f32 {
     let (w, h) = (img.width, img.height);
     if w < N || h < N {
         return 0.0;
@@ -734,7 +735,7 @@ pub fn noise_level(img: &Raster) -> f32 {
         std::array::from_fn(|r| {
             std::array::from_fn(|n| {
                 let p = &img.data[((by + r) * w + bx + n) * ch..];
-                OPPONENT[0][0] * (p[0] + p[1] + p[2])
+                OPPONENT[0][0] * (p[0].working() + p[1].working() + p[2].working())
             })
         })
     };
@@ -744,9 +745,10 @@ pub fn noise_level(img: &Raster) -> f32 {
             img.data[(y * w + bx) * ch..(y * w + bx + N) * ch]
                 .chunks_exact(ch)
                 .any(|p| {
-                    p[..3]
-                        .iter()
-                        .any(|v| *v <= 1.0 / 255.0 || *v >= 254.0 / 255.0)
+                    p[..3].iter().any(|v| {
+                        let v = v.working();
+                        v <= 1.0 / 255.0 || v >= 254.0 / 255.0
+                    })
                 })
         })
     };
@@ -808,41 +810,76 @@ fn window_start(y0: usize) -> usize {
     y0.saturating_sub(HALO) / GRID * GRID
 }
 
-/// The most heap [`denoise`] takes beside the image: a strip's window as three opponent
-/// planes, the hard pass's pilot and a pass's output; each thread's rings (see [`Rings`]:
-/// the noisy and pilot rows along x and the blocks' sums, for one column tile's corners and
-/// a group of padding; the weights and the inverse's grid, by corner too, with room past
-/// them; the row's phases, as wide as the image); and the rows kept for the next window.
-pub fn denoise_memory(w: usize, channels: usize) -> u64 {
+/// The most heap [`Strips`] take: a strip's window as three opponent planes, the hard pass's
+/// pilot and a pass's output; each thread's rings (see [`Rings`]: the noisy and pilot rows
+/// along x and the blocks' sums, for one column tile's corners and a group of padding; the
+/// weights and the inverse's grid, by corner too, with room past them; the row's phases, as
+/// wide as the image).
+fn strips_memory(w: usize) -> u64 {
     let window = (strip_rows(w) + 2 * HALO + GRID) * w * 4;
     let tile_corners = w.min(TILE + N + WIDEST_LANES);
     let span = PAD + tile_corners + WIDEST_LANES + N;
     let per_thread = 3 * N * N * tile_corners + (2 * N + 1) * span + w + N;
     let rings = crate::job_threads() * per_thread * 4;
-    (5 * window + rings + (HALO + GRID) * w * channels * 4) as u64
+    (5 * window + rings) as u64
+}
+
+/// The most heap [`denoise`] takes beside the image: the strips', and the rows kept for the
+/// next window.
+pub fn denoise_memory(w: usize, channels: usize) -> u64 {
+    strips_memory(w) + ((HALO + GRID) * w * channels * 4) as u64
+}
+
+/// The most heap [`DenoisedBytes`] takes beside the bytes and the encoder's bands: the
+/// strips', and a strip of output bytes.
+pub fn denoised_bytes_memory(w: usize, channels: usize) -> u64 {
+    strips_memory(w) + (strip_rows(w) * w * channels) as u64
 }
 
 /// A row of `CH`-channel pixels as the three opponent planes' rows. The channel count is a
 /// constant so that the loop vectorises.
 #[inline(always)]
-fn to_opponent<const CH: usize>(src: &[f32], planes: [&mut [f32]; 3]) {
+fn to_opponent<const CH: usize, T: Sample>(src: &[T], planes: [&mut [f32]; 3]) {
     let [r0, r1, r2] = planes;
     let pixels = src.as_chunks::<CH>().0.iter();
     for (((p, o0), o1), o2) in pixels.zip(r0).zip(r1).zip(r2) {
+        let p = [p[0], p[1], p[2]].map(T::working);
         [*o0, *o1, *o2] = OPPONENT.map(|m| m[0] * p[0] + m[1] * p[1] + m[2] * p[2]);
     }
 }
 
 /// The opponent planes' rows back into a row of `CH`-channel pixels, keeping `opacity` of
-/// the change (alpha is left alone).
+/// the change from the `original` row, or from the samples `row` holds (alpha is left as it
+/// was).
 #[inline(always)]
-fn from_opponent<const CH: usize>(planes: [&[f32]; 3], row: &mut [f32], opacity: f32) {
+fn from_opponent<const CH: usize, T: Sample>(
+    planes: [&[f32]; 3],
+    original: Option<&[T]>,
+    row: &mut [T],
+    opacity: f32,
+) {
+    let blend = |p: &mut [T; CH], original: [T; CH], o: [f32; 3]| {
+        *p = original;
+        for (c, v) in p[..3].iter_mut().enumerate() {
+            let denoised = OPPONENT[0][c] * o[0] + OPPONENT[1][c] * o[1] + OPPONENT[2][c] * o[2];
+            let v0 = v.working();
+            *v = T::from_working(v0 + (denoised - v0) * opacity);
+        }
+    };
     let [r0, r1, r2] = planes;
     let pixels = row.as_chunks_mut::<CH>().0.iter_mut();
-    for (((p, o0), o1), o2) in pixels.zip(r0).zip(r1).zip(r2) {
-        for (c, v) in p[..3].iter_mut().enumerate() {
-            let denoised = OPPONENT[0][c] * o0 + OPPONENT[1][c] * o1 + OPPONENT[2][c] * o2;
-            *v += (denoised - *v) * opacity;
+    let planes = r0.iter().zip(r1).zip(r2);
+    match original {
+        Some(original) => {
+            let original = original.as_chunks::<CH>().0;
+            for ((p, o), ((o0, o1), o2)) in pixels.zip(original).zip(planes) {
+                blend(p, *o, [*o0, *o1, *o2]);
+            }
+        }
+        None => {
+            for (p, ((o0, o1), o2)) in pixels.zip(planes) {
+                blend(p, *p, [*o0, *o1, *o2]);
+            }
         }
     }
 }
@@ -886,10 +923,106 @@ fn denoise_plane(
     Ok(())
 }
 
-/// Denoises the colour channels of `img` in place, whose noise has standard deviation
-/// `sigma` (on the 0–1 scale). `threshold` is the hard threshold in multiples of σ; `wiener`
-/// adds the second pass (about 0.5 dB better, twice the time); `opacity` is the share of the
-/// change kept (1: all of it).
+/// Makes `v` `len` long, growing its allocation to exactly that: a later strip's window is a
+/// few rows taller than the first's, and `resize` alone would double it.
+fn resize_exactly(v: &mut Vec<f32>, len: usize) {
+    v.reserve_exact(len.saturating_sub(v.len()));
+    v.resize(len, 0.0);
+}
+
+/// A denoise worked strip by strip: its settings, and the opponent planes and pass buffers
+/// kept from strip to strip (so that their pages are mapped once).
+pub struct Strips {
+    sigma: f32,
+    threshold: f32,
+    wiener: bool,
+    opacity: f32,
+    planes: [Vec<f32>; 3],
+    /// The first image row in the planes.
+    planes_from: usize,
+    scratch: Scratch,
+}
+
+impl Strips {
+    /// A denoise of noise whose standard deviation is `sigma` (on the 0–1 scale).
+    /// `threshold` is the hard threshold in multiples of σ; `wiener` adds the second pass
+    /// (about 0.5 dB better, twice the time); `opacity` is the share of the change kept (1:
+    /// all of it).
+    pub fn new(sigma: f32, threshold: f32, wiener: bool, opacity: f32) -> Self {
+        Strips {
+            sigma,
+            threshold,
+            wiener,
+            opacity,
+            planes: Default::default(),
+            planes_from: 0,
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// Denoises output rows `y0..y1` of a `w × h` image of `ch` channels whose row `y` is
+    /// `row(y)`, reading [`HALO`] rows of context either side; [`Strips::write`] gives them.
+    fn denoise<'a, T: Sample>(
+        &mut self,
+        ctx: &Ctx,
+        (w, h, ch): (usize, usize, usize),
+        (y0, y1): (usize, usize),
+        row: impl Fn(usize) -> &'a [T] + Sync,
+    ) -> Result<(), ImagingError> {
+        let (a, b) = (window_start(y0), (y1 + HALO).min(h));
+        for plane in &mut self.planes {
+            resize_exactly(plane, w * (b - a));
+        }
+        self.planes_from = a;
+        let [p0, p1, p2] = &mut self.planes;
+        let plane_rows = p0.par_chunks_mut(w).zip(p1.par_chunks_mut(w));
+        let plane_rows = plane_rows.zip(p2.par_chunks_mut(w)).enumerate();
+        plane_rows.for_each(|(i, ((r0, r1), r2))| {
+            if ch == 3 {
+                to_opponent::<3, T>(row(a + i), [r0, r1, r2]);
+            } else {
+                to_opponent::<4, T>(row(a + i), [r0, r1, r2]);
+            }
+        });
+        for (i, plane) in self.planes.iter_mut().enumerate() {
+            // Grey input has empty colour-difference planes: nothing to denoise there.
+            if plane.iter().all(|v| v.abs() < 1e-6) {
+                continue;
+            }
+            let step = self.wiener.then(|| wiener_step(i));
+            let (sigma, threshold) = (self.sigma, self.threshold);
+            let scratch = &mut self.scratch;
+            denoise_plane(ctx, plane, w, b - a, sigma, threshold, step, scratch)?;
+        }
+        Ok(())
+    }
+
+    /// Writes denoised rows from `y` on, of the strip [`Strips::denoise`] did last, into
+    /// `rows`: blended into the samples already there, or with `original`'s rows when given.
+    fn write<T: Sample>(
+        &self,
+        w: usize,
+        ch: usize,
+        y: usize,
+        rows: &mut [T],
+        original: Option<&[T]>,
+    ) {
+        let row_len = w * ch;
+        let rows = rows.par_chunks_mut(row_len).enumerate();
+        rows.for_each(|(i, row)| {
+            let at = (y + i - self.planes_from) * w;
+            let denoised = self.planes.each_ref().map(|p| &p[at..][..w]);
+            let original = original.map(|o| &o[i * row_len..][..row_len]);
+            if ch == 3 {
+                from_opponent::<3, T>(denoised, original, row, self.opacity);
+            } else {
+                from_opponent::<4, T>(denoised, original, row, self.opacity);
+            }
+        });
+    }
+}
+
+/// Denoises the colour channels of `img` in place (see [`Strips::new`] for the settings).
 ///
 /// Works in strips of rows, each with [`HALO`] rows of context: memory follows the image's
 /// width, not its area, and the result is the whole image's to the last bit (the windows keep
@@ -909,70 +1042,93 @@ pub fn denoise(
     let quiet = ctx.quiet();
     let strip = strip_rows(w);
     let row_len = w * ch;
+    let mut strips = Strips::new(sigma, threshold, wiener, opacity);
     // Original rows from `kept_from` up to the strip being worked: the next window reads
     // them after this strip has overwritten them.
     let mut kept: Vec<f32> = Vec::new();
     let mut kept_from = 0;
     let mut y0 = 0;
-    let mut planes: [Vec<f32>; 3] = Default::default();
-    let mut scratch = Scratch::default();
     while y0 < h {
         let y1 = (y0 + strip).min(h);
-        let (a, b) = (window_start(y0), (y1 + HALO).min(h));
-        for plane in &mut planes {
-            plane.resize(w * (b - a), 0.0);
-        }
-        let [p0, p1, p2] = &mut planes;
-        let plane_rows = p0.par_chunks_mut(w).zip(p1.par_chunks_mut(w));
-        let plane_rows = plane_rows.zip(p2.par_chunks_mut(w)).enumerate();
-        plane_rows.for_each(|(i, ((r0, r1), r2))| {
-            let y = a + i;
-            let src = if y < y0 {
+        let data = &img.data;
+        strips.denoise(&quiet, (w, h, ch), (y0, y1), |y| {
+            if y < y0 {
                 &kept[(y - kept_from) * row_len..][..row_len]
             } else {
-                &img.data[y * row_len..][..row_len]
-            };
-            if ch == 3 {
-                to_opponent::<3>(src, [r0, r1, r2]);
-            } else {
-                to_opponent::<4>(src, [r0, r1, r2]);
+                &data[y * row_len..][..row_len]
             }
-        });
-        for (i, plane) in planes.iter_mut().enumerate() {
-            // Grey input has empty colour-difference planes: nothing to denoise there.
-            if plane.iter().all(|v| v.abs() < 1e-6) {
-                continue;
-            }
-            let step = wiener.then(|| wiener_step(i));
-            denoise_plane(
-                &quiet,
-                plane,
-                w,
-                b - a,
-                sigma,
-                threshold,
-                step,
-                &mut scratch,
-            )?;
-        }
+        })?;
         kept_from = window_start(y1);
         kept.clear();
         kept.extend_from_slice(&img.data[kept_from * row_len..y1 * row_len]);
-        let rows = img.data[y0 * row_len..y1 * row_len].par_chunks_mut(row_len);
-        rows.enumerate().for_each(|(y, row)| {
-            let at = (y0 - a + y) * w;
-            let denoised = planes.each_ref().map(|p| &p[at..][..w]);
-            if ch == 3 {
-                from_opponent::<3>(denoised, row, opacity);
-            } else {
-                from_opponent::<4>(denoised, row, opacity);
-            }
-        });
+        strips.write(w, ch, y0, &mut img.data[y0 * row_len..y1 * row_len], None);
         ctx.advance(y1 as f32 / h as f32);
         y0 = y1;
     }
     ctx.pass_done();
     Ok(())
+}
+
+/// The denoised rows of an 8-bit image, computed a strip at a time as the encoder asks for
+/// bands and written as bytes: the image is never widened to floats. Gives exactly the bytes
+/// [`denoise`] on the widened image rounds to.
+pub struct DenoisedBytes {
+    strips: Strips,
+    /// The strip last computed, as output bytes, and its first row.
+    strip: Vec<u8>,
+    strip_from: usize,
+}
+
+impl DenoisedBytes {
+    pub fn new(strips: Strips) -> Self {
+        DenoisedBytes {
+            strips,
+            strip: Vec::new(),
+            strip_from: 0,
+        }
+    }
+}
+
+impl ByteBands for DenoisedBytes {
+    /// Output rows of `bytes` from `y0` on into `band`, computing strips as they are needed.
+    fn fill(
+        &mut self,
+        ctx: &Ctx,
+        bytes: &Raster<u8>,
+        y0: usize,
+        band: &mut Raster<u8>,
+    ) -> Result<(), ImagingError> {
+        let (w, h, ch) = (bytes.width, bytes.height, bytes.channels);
+        let row_len = w * ch;
+        let y_end = y0 + band.height;
+        let band = &mut band.data;
+        if w < N || h < N || self.strips.sigma <= 0.0 {
+            band.copy_from_slice(&bytes.data[y0 * row_len..y_end * row_len]);
+            return Ok(());
+        }
+        let mut y = y0;
+        while y < y_end {
+            let strip_end = self.strip_from + self.strip.len() / row_len;
+            if !(self.strip_from..strip_end).contains(&y) {
+                // A strip from the first row wanted: the windows keep the whole image's
+                // blocks, so where a strip starts changes nothing.
+                let y1 = (y + strip_rows(w)).min(h);
+                let rows = |y| &bytes.data[y * row_len..][..row_len];
+                self.strips.denoise(ctx, (w, h, ch), (y, y1), rows)?;
+                self.strip.resize((y1 - y) * row_len, 0);
+                let original = &bytes.data[y * row_len..y1 * row_len];
+                self.strips.write(w, ch, y, &mut self.strip, Some(original));
+                self.strip_from = y;
+                continue;
+            }
+            let n = strip_end.min(y_end) - y;
+            let from = (y - self.strip_from) * row_len;
+            band[(y - y0) * row_len..][..n * row_len]
+                .copy_from_slice(&self.strip[from..][..n * row_len]);
+            y += n;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

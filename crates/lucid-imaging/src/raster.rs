@@ -28,6 +28,10 @@ pub trait Sample: bytemuck::Pod + Default + Send + Sync {
     fn to_bytes(samples: &[Self]) -> std::borrow::Cow<'_, [u8]>;
     /// The samples as 16-bit words, for PNG and TIFF outputs of 16-bit inputs.
     fn to_words(samples: &[Self]) -> Vec<u16>;
+    /// The sample in working form (0–1).
+    fn working(self) -> f32;
+    /// A working value as this sample: itself, or the byte the encoders would write of it.
+    fn from_working(v: f32) -> Self;
 }
 
 impl Sample for f32 {
@@ -55,6 +59,14 @@ impl Sample for f32 {
             .map(|v| (v.clamp(0.0, 1.0) * 65535.0 + 0.5) as u16)
             .collect()
     }
+
+    fn working(self) -> f32 {
+        self
+    }
+
+    fn from_working(v: f32) -> f32 {
+        v
+    }
 }
 
 impl Sample for u8 {
@@ -72,6 +84,14 @@ impl Sample for u8 {
 
     fn to_words(samples: &[u8]) -> Vec<u16> {
         samples.iter().map(|&v| u16::from(v) * 257).collect()
+    }
+
+    fn working(self) -> f32 {
+        widen(self)
+    }
+
+    fn from_working(v: f32) -> u8 {
+        to_u8(v)
     }
 }
 

@@ -405,7 +405,7 @@ impl ByteBands for ResampleBytes {
     }
 
     fn fill(
-        &self,
+        &mut self,
         _: &Ctx,
         bytes: &Raster<u8>,
         y0: usize,

@@ -265,7 +265,7 @@ struct PixelMap<F>(F);
 
 impl<F: Fn(&[u8]) -> [u8; 3] + Send + Sync> ByteBands for PixelMap<F> {
     fn fill(
-        &self,
+        &mut self,
         ctx: &Ctx,
         bytes: &Raster<u8>,
         y0: usize,

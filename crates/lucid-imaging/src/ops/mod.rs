@@ -47,7 +47,7 @@ pub(crate) trait ByteBands: Send {
     /// Fills `band` with the output rows from `y0` of `bytes`, reporting nothing (see
     /// [`Ctx::quiet`]).
     fn fill(
-        &self,
+        &mut self,
         ctx: &Ctx,
         bytes: &Raster<u8>,
         y0: usize,
@@ -117,7 +117,8 @@ pub fn run<'a>(
 
 /// [`run`] on the decoded 8-bit image, for the operations that stream their rows from it
 /// without a float copy of the whole image (the unsharp-mask sharpen models, White Balance,
-/// Adjust, Colorize and, in the pipeline, the plain resample); the others hand the bytes back.
+/// Adjust, Colorize, the denoise models without deblurring and, in the pipeline, the plain
+/// resample); the others hand the bytes back.
 pub fn run_on_bytes<'a>(
     ctx: &'a Ctx<'a>,
     endpoint: Endpoint,
@@ -130,6 +131,9 @@ pub fn run_on_bytes<'a>(
             sharpen::run_on_bytes(ctx, model, settings, bytes)
         }
         Endpoint::Lighting => lighting::run_on_bytes(ctx, model, settings, bytes),
+        Endpoint::Denoise | Endpoint::DenoiseGen => {
+            denoise::run_on_bytes(ctx, model, settings, bytes)
+        }
         _ => Err(bytes),
     }
 }
@@ -148,6 +152,9 @@ pub(crate) fn bytes_memory(
             sharpen::bytes_memory(model, settings, width, channels)
         }
         Endpoint::Lighting => lighting::bytes_memory(model),
+        Endpoint::Denoise | Endpoint::DenoiseGen => {
+            denoise::bytes_memory(model, settings, width, channels)
+        }
         _ => None,
     }
 }

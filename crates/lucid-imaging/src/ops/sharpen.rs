@@ -123,7 +123,7 @@ struct UnsharpBytes {
 
 impl ByteBands for UnsharpBytes {
     fn fill(
-        &self,
+        &mut self,
         quiet: &Ctx,
         bytes: &Raster<u8>,
         y0: usize,
