@@ -173,6 +173,7 @@ enum Shrink<'a> {
 
 /// One pass over a plane: every block transformed, shrunk, transformed back and averaged
 /// into the pixels it covers, weighted by the inverse of its remaining energy.
+///
 /// Every sample of `out` is written: a buffer reused from an earlier pass needs no clearing.
 fn pass(
     ctx: &Ctx,
