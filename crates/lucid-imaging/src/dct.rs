@@ -649,7 +649,7 @@ impl Band<'_> {
         }
         weights[tail].fill(0.0);
         let last = xs.len() - 1;
-        let border = (xs[last] != self.step * (self.first + last)).then(|| {
+        let border = (!self.regular::<1>(last)).then(|| {
             let at = PAD + last;
             let corner: [f32; N] =
                 std::array::from_fn(|n| std::mem::take(&mut samples[n * span + at]));
